@@ -1,0 +1,48 @@
+# Makefile for the queue extension (PGXS)
+#
+# The version lives in queue.control (default_version) and nowhere else;
+# the install script queue--$(EXTVERSION).sql is built from src/queue.sql.
+# Upgrade scripts live in src/updates/ and are installed as they are.
+
+EXTENSION = queue
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = queue
+OBJS = \
+	src/queue.o \
+	src/backoff.o \
+	src/guc.o \
+	src/names.o \
+	src/enqueue.o \
+	src/lease.o
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = $(wildcard src/updates/$(EXTENSION)--*--*.sql)
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
+
+# pg_regress suites: sql/ and expected/, run on a private server that
+# preloads the library (test/queue.conf).
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/queue.conf \
+	--load-extension=queue
+
+# isolation specs: test/isolation/specs and test/isolation/expected.
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/queue.conf \
+	--inputdir=$(srcdir)/test/isolation --outputdir=output_iso \
+	--load-extension=queue
+
+# TAP tests: test/t/*.pl with PostgreSQL::Test::Cluster.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql tmp_check tmp_check_iso output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: src/queue.sql $(EXTENSION).control
+	cat $< > $@

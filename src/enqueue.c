@@ -1,0 +1,629 @@
+/*-------------------------------------------------------------------------
+ *
+ * enqueue.c
+ *	  queue.enqueue and queue.enqueue_many: putting jobs into a queue.
+ *
+ * Both build the same set of job specifications and hand them to
+ * enqueue_jobs, which inserts them all with one INSERT ... SELECT FROM
+ * unnest(arrays) statement (a batch of 10,000 is one statement, not a
+ * loop).  Job ids are drawn from queue.job_id_seq here, before the insert,
+ * so that each input position knows its id without relying on the order
+ * of RETURNING.
+ *
+ * Deduplication: a key is unique among a queue's live jobs (the partial
+ * unique index job_dedup_idx), and the insert says ON CONFLICT DO NOTHING.
+ * A job that was not inserted because its key is taken gets the id of the
+ * live job holding the key, looked up by a second statement: in READ
+ * COMMITTED it has a new snapshot, so it sees a holder that committed
+ * while the insert waited on it.  If the holder finished in between (its
+ * key is free again), the job is inserted on the next round.
+ *
+ * IDENTIFICATION
+ *	  src/enqueue.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type_d.h"
+#include "commands/sequence.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "queue.h"
+
+PG_FUNCTION_INFO_V1(queue_enqueue);
+PG_FUNCTION_INFO_V1(queue_enqueue_many);
+
+/* Longest deduplication key, in bytes. */
+#define QUEUE_DEDUP_KEY_MAXLEN	512
+
+/* Rounds of insert-then-look-up before a dedup race is given up on. */
+#define DEDUP_MAX_ROUNDS		10
+
+/* One job to enqueue, validated. */
+typedef struct JobSpec
+{
+	Jsonb	   *payload;
+	Jsonb	   *headers;		/* NULL if none */
+	TimestampTz run_at;
+	int32		priority;
+	char	   *dedup_key;		/* NULL if none */
+	int32		max_attempts;	/* 0: the queue's default */
+	Jsonb	   *retry_policy;	/* NULL: the queue's */
+	int64		id;				/* assigned by enqueue_jobs */
+	bool		done;			/* inserted, or resolved to a live job */
+} JobSpec;
+
+/* Error context of a batch: which element was being read. */
+typedef struct BatchContext
+{
+	int			index;
+} BatchContext;
+
+static void
+batch_error_callback(void *arg)
+{
+	BatchContext *ctx = (BatchContext *) arg;
+
+	if (ctx->index >= 0)
+		errcontext("job %d of the batch (counting from 1)", ctx->index + 1);
+}
+
+/*
+ * check_document
+ *		Raises unless doc is a JSON object within the size limit.
+ */
+static void
+check_document(Jsonb *doc, const char *what)
+{
+	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", what)));
+	if (VARSIZE(doc) > (Size) queue_max_payload_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is too large", what),
+				 errdetail("It takes %zu bytes; queue.max_payload_bytes is %d.",
+						   (Size) VARSIZE(doc), queue_max_payload_bytes)));
+}
+
+/*
+ * fill_spec
+ *		Validates one job's fields and stores them in *spec.  NULL
+ *		arguments mean "not given"; payload is required.
+ */
+static void
+fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
+		  bool has_run_at, TimestampTz run_at, Interval *delay,
+		  int32 priority, char *dedup_key, bool has_max_attempts,
+		  int32 max_attempts, Jsonb *retry_policy)
+{
+	if (payload == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payload must not be null"),
+				 errhint("Use an empty object {} for a job without data.")));
+	check_document(payload, "payload");
+	if (headers != NULL)
+		check_document(headers, "headers");
+
+	if (has_run_at && delay != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run_at and delay cannot both be given")));
+	if (has_run_at && TIMESTAMP_NOT_FINITE(run_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run_at must be a finite time")));
+	spec->run_at = has_run_at ? run_at : now;
+	if (delay != NULL)
+	{
+		double		seconds = queue_interval_seconds(delay);
+
+		if (seconds < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("delay must not be negative")));
+		spec->run_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+															   TimestampTzGetDatum(now),
+															   IntervalPGetDatum(delay)));
+	}
+
+	if (dedup_key != NULL)
+	{
+		size_t		len = strlen(dedup_key);
+
+		if (len == 0 || len > QUEUE_DEDUP_KEY_MAXLEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dedup_key must have 1 to %d bytes", QUEUE_DEDUP_KEY_MAXLEN)));
+	}
+	if (has_max_attempts && max_attempts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1, not %d", max_attempts)));
+	if (retry_policy != NULL)
+		queue_check_policy_keys(retry_policy);
+
+	spec->payload = payload;
+	spec->headers = headers;
+	spec->priority = priority;
+	spec->dedup_key = dedup_key;
+	spec->max_attempts = has_max_attempts ? max_attempts : 0;
+	spec->retry_policy = retry_policy;
+	spec->done = false;
+}
+
+/* bsearch comparators for ids and for (key, id) pairs. */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+typedef struct KeyId
+{
+	char	   *key;
+	int64		id;
+} KeyId;
+
+static int
+cmp_keyid(const void *a, const void *b)
+{
+	return strcmp(((const KeyId *) a)->key, ((const KeyId *) b)->key);
+}
+
+/*
+ * insert_pending
+ *		Inserts every spec not yet done; marks those inserted.
+ */
+static void
+insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[10] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID,
+		TIMESTAMPTZARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
+	JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	Datum	   *ids = palloc(n * sizeof(Datum));
+	Datum	   *prio = palloc(n * sizeof(Datum));
+	Datum	   *runat = palloc(n * sizeof(Datum));
+	Datum	   *maxatt = palloc(n * sizeof(Datum));
+	Datum	   *policy = palloc(n * sizeof(Datum));
+	Datum	   *payload = palloc(n * sizeof(Datum));
+	Datum	   *headers = palloc(n * sizeof(Datum));
+	Datum	   *dedup = palloc(n * sizeof(Datum));
+	bool	   *policy_null = palloc(n * sizeof(bool));
+	bool	   *headers_null = palloc(n * sizeof(bool));
+	bool	   *dedup_null = palloc(n * sizeof(bool));
+	int64	   *inserted;
+	Datum		values[10];
+	int			m = 0;
+	int			rc;
+	uint64		i;
+
+	for (int k = 0; k < n; k++)
+	{
+		JobSpec    *s = &specs[k];
+
+		if (s->done)
+			continue;
+		ids[m] = Int64GetDatum(s->id);
+		prio[m] = Int32GetDatum(s->priority);
+		runat[m] = TimestampTzGetDatum(s->run_at);
+		maxatt[m] = Int32GetDatum(s->max_attempts > 0 ? s->max_attempts
+								  : queue->max_attempts);
+		policy[m] = PointerGetDatum(s->retry_policy);
+		policy_null[m] = (s->retry_policy == NULL);
+		payload[m] = PointerGetDatum(s->payload);
+		headers[m] = PointerGetDatum(s->headers);
+		headers_null[m] = (s->headers == NULL);
+		dedup[m] = s->dedup_key ? CStringGetTextDatum(s->dedup_key) : (Datum) 0;
+		dedup_null[m] = (s->dedup_key == NULL);
+		m++;
+	}
+
+	values[0] = Int32GetDatum(queue->id);
+	values[1] = queue_build_array(ids, NULL, m, INT8OID);
+	values[2] = queue_build_array(prio, NULL, m, INT4OID);
+	values[3] = queue_build_array(runat, NULL, m, TIMESTAMPTZOID);
+	values[4] = queue_build_array(maxatt, NULL, m, INT4OID);
+	values[5] = queue_build_array(policy, policy_null, m, JSONBOID);
+	values[6] = queue_build_array(payload, NULL, m, JSONBOID);
+	values[7] = queue_build_array(headers, headers_null, m, JSONBOID);
+	values[8] = queue_build_array(dedup, dedup_null, m, TEXTOID);
+	values[9] = TimestampTzGetDatum(now);
+
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "INSERT INTO queue.job (id, queue_id, state, priority, run_at,"
+									 "  max_attempts, retry_policy, payload, headers, dedup_key, created_at)"
+									 " SELECT u.id, $1, 'pending', u.priority, u.run_at, u.max_attempts,"
+									 "        u.retry_policy, u.payload, u.headers, u.dedup_key, $10"
+									 "   FROM unnest($2, $3, $4, $5, $6, $7, $8, $9)"
+									 "        AS u(id, priority, run_at, max_attempts, retry_policy,"
+									 "             payload, headers, dedup_key)"
+									 " ON CONFLICT (queue_id, dedup_key) WHERE dedup_key IS NOT NULL"
+									 " DO NOTHING"
+									 " RETURNING id",
+									 10, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "enqueue insert failed: %s", SPI_result_code_string(rc));
+
+	/* Specs' ids are ascending (drawn in order), so look them up by bsearch. */
+	inserted = palloc(sizeof(int64) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		inserted[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	qsort(inserted, SPI_processed, sizeof(int64), cmp_int64);
+	for (int k = 0; k < n; k++)
+	{
+		if (!specs[k].done &&
+			bsearch(&specs[k].id, inserted, SPI_processed, sizeof(int64), cmp_int64))
+			specs[k].done = true;
+	}
+}
+
+/*
+ * resolve_duplicates
+ *		Gives each spec not inserted the id of the live job that holds its
+ *		key; returns how many are still unresolved (their holder finished
+ *		meanwhile, so they can be inserted now).
+ */
+static int
+resolve_duplicates(const QueueInfo *queue, JobSpec *specs, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[2] = {INT4OID, TEXTARRAYOID};
+	Datum	   *keys = palloc(n * sizeof(Datum));
+	KeyId	   *found;
+	Datum		values[2];
+	int			m = 0;
+	int			left = 0;
+	int			rc;
+	uint64		i;
+
+	for (int k = 0; k < n; k++)
+		if (!specs[k].done)
+			keys[m++] = CStringGetTextDatum(specs[k].dedup_key);
+	if (m == 0)
+		return 0;
+
+	values[0] = Int32GetDatum(queue->id);
+	values[1] = queue_build_array(keys, NULL, m, TEXTOID);
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "SELECT dedup_key, id FROM queue.job"
+									 " WHERE queue_id = $1 AND dedup_key = ANY ($2)",
+									 2, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "enqueue dedup lookup failed: %s", SPI_result_code_string(rc));
+
+	found = palloc(sizeof(KeyId) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		found[i].key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		found[i].id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												  SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	qsort(found, SPI_processed, sizeof(KeyId), cmp_keyid);
+
+	for (int k = 0; k < n; k++)
+	{
+		KeyId		probe;
+		KeyId	   *hit;
+
+		if (specs[k].done)
+			continue;
+		probe.key = specs[k].dedup_key;
+		hit = bsearch(&probe, found, SPI_processed, sizeof(KeyId), cmp_keyid);
+		if (hit)
+		{
+			specs[k].id = hit->id;
+			specs[k].done = true;
+		}
+		else
+			left++;
+	}
+	return left;
+}
+
+/*
+ * enqueue_jobs
+ *		Enqueues n validated specs into the named queue; on return each
+ *		spec's id is the job that stands for it (new, or the live job
+ *		holding its deduplication key).
+ */
+static void
+enqueue_jobs(const char *queue_name, JobSpec *specs, int n, TimestampTz now)
+{
+	QueueInfo	queue;
+	Oid			seq;
+	int			round;
+
+	if (n > queue_max_batch_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("batch of %d jobs is too large", n),
+				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* Lock before the lookup: see queue_lock_name. */
+	queue_lock_name(queue_name, ShareLock);
+	queue_lookup(queue_name, &queue);
+	if (n == 0)
+	{
+		SPI_finish();
+		return;
+	}
+
+	seq = get_relname_relid("job_id_seq", get_namespace_oid("queue", false));
+	if (!OidIsValid(seq))
+		elog(ERROR, "sequence queue.job_id_seq is missing");
+	for (int k = 0; k < n; k++)
+		specs[k].id = nextval_internal(seq, false);
+
+	for (round = 0;; round++)
+	{
+		bool		has_keys = false;
+
+		insert_pending(&queue, specs, n, now);
+		for (int k = 0; k < n && !has_keys; k++)
+			has_keys = !specs[k].done;
+		if (!has_keys || resolve_duplicates(&queue, specs, n) == 0)
+			break;
+		if (round >= DEDUP_MAX_ROUNDS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not settle deduplication keys after %d rounds",
+							DEDUP_MAX_ROUNDS),
+					 errdetail("Jobs holding the same keys kept finishing concurrently."),
+					 errhint("Retry the transaction.")));
+	}
+	SPI_finish();
+}
+
+/*
+ * queue.enqueue(queue, payload, headers, run_at, delay, priority,
+ *				 dedup_key, max_attempts, retry_policy) returns bigint
+ */
+Datum
+queue_enqueue(PG_FUNCTION_ARGS)
+{
+	JobSpec		spec;
+	char	   *queue_name;
+	TimestampTz now = GetCurrentTimestamp();
+
+	QUEUE_ARG_NOT_NULL(0, "queue name");
+	QUEUE_ARG_NOT_NULL(5, "priority");
+	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	fill_spec(&spec, now,
+			  PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
+			  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
+			  !PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3),
+			  PG_ARGISNULL(4) ? NULL : PG_GETARG_INTERVAL_P(4),
+			  PG_GETARG_INT32(5),
+			  PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6)),
+			  !PG_ARGISNULL(7), PG_ARGISNULL(7) ? 0 : PG_GETARG_INT32(7),
+			  PG_ARGISNULL(8) ? NULL : PG_GETARG_JSONB_P(8));
+
+	enqueue_jobs(queue_name, &spec, 1, now);
+	PG_RETURN_INT64(spec.id);
+}
+
+/*
+ * json_text
+ *		A JSON string value as a C string, or an error naming the key.
+ */
+static char *
+json_text(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * json_int32
+ *		A JSON number that is an int4, or an error naming the key.
+ */
+static int32
+json_int32(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON number", key)));
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4,
+											 NumericGetDatum(v->val.numeric)));
+}
+
+/*
+ * json_document
+ *		A JSON container value as a Jsonb of its own.
+ */
+static Jsonb *
+json_document(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvBinary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", key)));
+	return JsonbValueToJsonb(v);
+}
+
+/*
+ * spec_from_json
+ *		Reads one element of enqueue_many's array into *spec.
+ */
+static void
+spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	Jsonb	   *payload = NULL;
+	Jsonb	   *headers = NULL;
+	bool		has_run_at = false;
+	TimestampTz run_at = 0;
+	Interval   *delay = NULL;
+	int32		priority = 0;
+	char	   *dedup_key = NULL;
+	bool		has_max_attempts = false;
+	int32		max_attempts = 0;
+	Jsonb	   *retry_policy = NULL;
+
+	if (elem->type != jbvBinary ||
+		!(elem->val.binary.data->header & JB_FOBJECT))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("each job must be a JSON object"),
+				 errhint("Give {\"payload\": {...}} and optional headers, run_at, delay, priority, dedup_key, max_attempts, retry_policy.")));
+
+	it = JsonbIteratorInit(elem->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE || v.type == jbvNull)
+			continue;			/* a JSON null means "not given" */
+
+		if (strcmp(key, "payload") == 0)
+			payload = json_document(&v, key);
+		else if (strcmp(key, "headers") == 0)
+			headers = json_document(&v, key);
+		else if (strcmp(key, "run_at") == 0)
+		{
+			has_run_at = true;
+			run_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+															 CStringGetDatum(json_text(&v, key)),
+															 ObjectIdGetDatum(InvalidOid),
+															 Int32GetDatum(-1)));
+		}
+		else if (strcmp(key, "delay") == 0)
+		{
+			if (v.type == jbvNumeric)
+				delay = queue_seconds_interval(DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+																				  NumericGetDatum(v.val.numeric))));
+			else
+				delay = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+															  CStringGetDatum(json_text(&v, key)),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+		}
+		else if (strcmp(key, "priority") == 0)
+			priority = json_int32(&v, key);
+		else if (strcmp(key, "dedup_key") == 0)
+			dedup_key = json_text(&v, key);
+		else if (strcmp(key, "max_attempts") == 0)
+		{
+			has_max_attempts = true;
+			max_attempts = json_int32(&v, key);
+		}
+		else if (strcmp(key, "retry_policy") == 0)
+			retry_policy = json_document(&v, key);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown job key \"%s\"", key),
+					 errhint("The keys are payload, headers, run_at, delay, priority, dedup_key, max_attempts and retry_policy.")));
+	}
+
+	fill_spec(spec, now, payload, headers, has_run_at, run_at, delay, priority,
+			  dedup_key, has_max_attempts, max_attempts, retry_policy);
+}
+
+/*
+ * queue.enqueue_many(queue, jobs jsonb) returns setof bigint
+ *
+ * jobs is a JSON array of job objects; returns one id per element, in the
+ * array's order (an element whose dedup_key is taken gets the holder's id).
+ */
+Datum
+queue_enqueue_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *queue_name;
+	Jsonb	   *jobs;
+	int			n;
+	JobSpec    *specs;
+	TimestampTz now = GetCurrentTimestamp();
+	BatchContext ctx;
+	ErrorContextCallback errcb;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			k = 0;
+
+	QUEUE_ARG_NOT_NULL(0, "queue name");
+	QUEUE_ARG_NOT_NULL(1, "jobs");
+	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	jobs = PG_GETARG_JSONB_P(1);
+
+	if (!JB_ROOT_IS_ARRAY(jobs) || JB_ROOT_IS_SCALAR(jobs))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("jobs must be a JSON array of job objects")));
+	n = JB_ROOT_COUNT(jobs);
+	if (n > queue_max_batch_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("batch of %d jobs is too large", n),
+				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	specs = palloc0(sizeof(JobSpec) * Max(n, 1));
+
+	ctx.index = -1;
+	errcb.callback = batch_error_callback;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	it = JsonbIteratorInit(&jobs->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		ctx.index = k;
+		spec_from_json(&specs[k], &v, now);
+		k++;
+	}
+	ctx.index = -1;
+	error_context_stack = errcb.previous;
+
+	enqueue_jobs(queue_name, specs, n, now);
+
+	for (k = 0; k < n; k++)
+	{
+		Datum		value = Int64GetDatum(specs[k].id);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,817 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease.c
+ *	  Claiming jobs and settling them: claim, complete, fail, extend and
+ *	  release, single and batch.
+ *
+ * A claim locks up to batch_size claimable jobs with FOR UPDATE SKIP
+ * LOCKED in a MATERIALIZED CTE (so the locking subquery runs once and can
+ * never hand out more than asked), then updates exactly those rows: state
+ * running, one more attempt, a fresh random lease token, the worker's
+ * name, and run_at set to the lease's expiry.  Concurrent claimers skip
+ * each other's locked rows instead of waiting.
+ *
+ * Settling is a compare-and-set on (job id, lease token): the statement
+ * touches the row only if it still carries the caller's token.  A claim
+ * replaces the token, so once another worker has re-claimed a job whose
+ * lease expired, the old holder's complete, fail, extend or release finds
+ * nothing and raises SQLSTATE QU001 (queue_report_stale_lease), which
+ * aborts the caller's transaction with its business writes.  Until someone
+ * re-claims it the old token stays current, even past its lease.
+ *
+ * Batch forms are all-or-nothing: if any (id, token) pair is stale the
+ * whole call raises and nothing it did remains.  The single forms are
+ * batches of one, so there is one code path.
+ *
+ * Times are clock_timestamp() (GetCurrentTimestamp), not the transaction
+ * start, so a lease is measured from the moment it is taken.
+ *
+ * IDENTIFICATION
+ *	  src/lease.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "queue.h"
+
+PG_FUNCTION_INFO_V1(queue_claim);
+PG_FUNCTION_INFO_V1(queue_complete);
+PG_FUNCTION_INFO_V1(queue_complete_many);
+PG_FUNCTION_INFO_V1(queue_fail);
+PG_FUNCTION_INFO_V1(queue_fail_many);
+PG_FUNCTION_INFO_V1(queue_extend);
+PG_FUNCTION_INFO_V1(queue_release);
+
+/* (job id, lease token) pairs of one settling call, and per-pair data. */
+typedef struct LeaseBatch
+{
+	int			n;
+	Datum	   *ids;			/* int8 */
+	Datum	   *tokens;			/* uuid */
+	Datum	   *extra;			/* results (jsonb) or errors (text) */
+	bool	   *extra_null;
+} LeaseBatch;
+
+/*
+ * spi_connect / spi_finish: the SPI bracket every entry point uses.
+ */
+static void
+spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * check_lease_interval
+ *		Raises unless a caller-given lease (or delay) is acceptable.
+ */
+static void
+check_interval(const Interval *iv, const char *what, bool positive)
+{
+	double		s = queue_interval_seconds(iv);
+
+	if (positive ? s <= 0 : s < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(positive ? "%s must be positive" : "%s must not be negative",
+						what)));
+}
+
+/*
+ * timestamp_plus
+ *		ts + iv, with the interval arithmetic of timestamptz + interval.
+ */
+static TimestampTz
+timestamp_plus(TimestampTz ts, const Interval *iv)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(ts),
+												   IntervalPGetDatum(iv)));
+}
+
+/*
+ * unpack_array
+ *		The elements of a one-dimensional array argument; nulls are refused
+ *		unless nulls_out is given.
+ */
+static int
+unpack_array(ArrayType *arr, Oid elemtype, const char *what,
+			 Datum **elems, bool **nulls_out)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, &nulls, &n);
+	if (nulls_out)
+		*nulls_out = nulls;
+	else
+	{
+		for (int i = 0; i < n; i++)
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s must not contain nulls", what)));
+	}
+	return n;
+}
+
+static int
+cmp_datum_int64(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64(*(const Datum *) a);
+	int64		y = DatumGetInt64(*(const Datum *) b);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * batch_from_arrays
+ *		Reads a batch call's id and token arrays (and its optional third
+ *		array of results or errors) and checks their shape: same lengths,
+ *		no nulls, no id twice, within queue.max_batch_size.
+ */
+static void
+batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, Oid extratype,
+				  const char *extraname, bool extra_required)
+{
+	Datum	   *sorted;
+	int			ntok;
+
+	QUEUE_ARG_NOT_NULL(0, "job_ids");
+	QUEUE_ARG_NOT_NULL(1, "lease_tokens");
+	b->n = unpack_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, "job_ids", &b->ids, NULL);
+	ntok = unpack_array(PG_GETARG_ARRAYTYPE_P(1), UUIDOID, "lease_tokens",
+						&b->tokens, NULL);
+	if (ntok != b->n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("job_ids and lease_tokens must have the same length"),
+				 errdetail("job_ids has %d elements, lease_tokens %d.", b->n, ntok)));
+	if (b->n > queue_max_batch_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("batch of %d jobs is too large", b->n),
+				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
+
+	if (PG_ARGISNULL(2))
+	{
+		if (extra_required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", extraname)));
+		b->extra = palloc0(sizeof(Datum) * Max(b->n, 1));
+		b->extra_null = palloc(sizeof(bool) * Max(b->n, 1));
+		memset(b->extra_null, true, sizeof(bool) * Max(b->n, 1));
+	}
+	else
+	{
+		int			nextra = unpack_array(PG_GETARG_ARRAYTYPE_P(2), extratype, extraname,
+										  &b->extra, extra_required ? NULL : &b->extra_null);
+
+		if (extra_required)
+			b->extra_null = palloc0(sizeof(bool) * Max(b->n, 1));
+		if (nextra != b->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("%s must have as many elements as job_ids", extraname),
+					 errdetail("job_ids has %d elements, %s %d.", b->n, extraname, nextra)));
+	}
+
+	sorted = palloc(sizeof(Datum) * Max(b->n, 1));
+	memcpy(sorted, b->ids, sizeof(Datum) * b->n);
+	qsort(sorted, b->n, sizeof(Datum), cmp_datum_int64);
+	for (int i = 1; i < b->n; i++)
+		if (DatumGetInt64(sorted[i]) == DatumGetInt64(sorted[i - 1]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job %lld appears more than once in the batch",
+							(long long) DatumGetInt64(sorted[i]))));
+}
+
+/*
+ * batch_single
+ *		A batch of the one (job id, lease token) pair in arguments 0 and 1.
+ */
+static void
+batch_single(FunctionCallInfo fcinfo, LeaseBatch *b)
+{
+	QUEUE_ARG_NOT_NULL(0, "job_id");
+	QUEUE_ARG_NOT_NULL(1, "lease_token");
+	b->n = 1;
+	b->ids = palloc(sizeof(Datum));
+	b->tokens = palloc(sizeof(Datum));
+	b->extra = palloc0(sizeof(Datum));
+	b->extra_null = palloc(sizeof(bool));
+	b->ids[0] = PG_GETARG_DATUM(0);
+	b->tokens[0] = PG_GETARG_DATUM(1);
+	b->extra_null[0] = true;
+}
+
+/*
+ * queue_report_stale_lease
+ *		Raises QU001 for a (job, token) that did not match, saying why.
+ *
+ * Must be called inside SPI_connect.
+ */
+void
+queue_report_stale_lease(int64 job_id, Datum token)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {INT8OID};
+	Datum		values[1];
+	char	   *token_text = DatumGetCString(DirectFunctionCall1(uuid_out, token));
+	char	   *detail;
+	int			rc;
+
+	values[0] = Int64GetDatum(job_id);
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "SELECT state, worker, attempts FROM queue.job WHERE id = $1"
+									 " UNION ALL "
+									 "SELECT state, worker, attempts FROM queue.job_archive WHERE id = $1",
+									 1, argtypes),
+						  values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "lease diagnosis failed: %s", SPI_result_code_string(rc));
+
+	if (SPI_processed == 0)
+		detail = psprintf("Job %lld does not exist (it was deleted, or pruned after it finished).",
+						  (long long) job_id);
+	else
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *state = SPI_getvalue(tup, desc, 1);
+		char	   *worker = SPI_getvalue(tup, desc, 2);
+		char	   *attempts = SPI_getvalue(tup, desc, 3);
+
+		if (strcmp(state, "running") == 0)
+			detail = psprintf("Job %lld was claimed again: attempt %s is held by worker \"%s\".",
+							  (long long) job_id, attempts, worker ? worker : "");
+		else if (strcmp(state, "pending") == 0)
+			detail = psprintf("Job %lld is not running: its lease was released or failed, and it waits to run again.",
+							  (long long) job_id);
+		else
+			detail = psprintf("Job %lld has already finished: it is %s.",
+							  (long long) job_id, state);
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_QUEUE_LEASE_NOT_HELD),
+			 errmsg("lease token %s is not the current lease of job %lld",
+					token_text, (long long) job_id),
+			 errdetail_internal("%s", detail),
+			 errhint("This attempt no longer owns the job; roll back its work.")));
+	pg_unreachable();
+}
+
+/*
+ * check_all_matched
+ *		After a compare-and-set statement that returned the ids it touched
+ *		in its first column, raises QU001 for the first pair of the batch
+ *		it did not touch.
+ */
+static void
+check_all_matched(const LeaseBatch *b)
+{
+	uint64		matched = SPI_processed;
+	Datum	   *got;
+	SPITupleTable *tt = SPI_tuptable;
+
+	if (matched == (uint64) b->n)
+		return;
+
+	got = palloc(sizeof(Datum) * (matched + 1));
+	for (uint64 i = 0; i < matched; i++)
+	{
+		bool		isnull;
+
+		got[i] = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull);
+	}
+	qsort(got, matched, sizeof(Datum), cmp_datum_int64);
+	for (int i = 0; i < b->n; i++)
+	{
+		if (!bsearch(&b->ids[i], got, matched, sizeof(Datum), cmp_datum_int64))
+			queue_report_stale_lease(DatumGetInt64(b->ids[i]), b->tokens[i]);
+	}
+	elog(ERROR, "lease batch matched %llu of %d jobs but none is missing",
+		 (unsigned long long) matched, b->n);
+}
+
+/*
+ * queue.claim(queue, worker, batch_size, lease)
+ *
+ * Returns up to batch_size jobs, in priority (higher first), run_at, id
+ * order, each with its lease token.  A paused queue returns nothing.
+ */
+Datum
+queue_claim(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
+	TIMESTAMPTZOID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *queue_name;
+	char	   *worker;
+	int32		batch_size;
+	QueueInfo	queue;
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[5];
+	int			rc;
+
+	QUEUE_ARG_NOT_NULL(0, "queue name");
+	QUEUE_ARG_NOT_NULL(1, "worker");
+	QUEUE_ARG_NOT_NULL(2, "batch_size");
+	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	worker = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	batch_size = PG_GETARG_INT32(2);
+	queue_check_worker_name(worker);
+	if (batch_size < 1 || batch_size > queue_max_batch_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be between 1 and %d, not %d",
+						queue_max_batch_size, batch_size),
+				 errhint("queue.max_batch_size sets the upper bound.")));
+	if (!PG_ARGISNULL(3))
+		check_interval(PG_GETARG_INTERVAL_P(3), "lease", true);
+
+	InitMaterializedSRF(fcinfo, 0);
+	spi_connect();
+	queue_lookup(queue_name, &queue);
+	if (queue.paused)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+
+	values[0] = Int32GetDatum(queue.id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = Int32GetDatum(batch_size);
+	values[3] = CStringGetTextDatum(worker);
+	values[4] = TimestampTzGetDatum(timestamp_plus(now, PG_ARGISNULL(3)
+												   ? &queue.lease_timeout
+												   : PG_GETARG_INTERVAL_P(3)));
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "WITH candidate AS MATERIALIZED ("
+									 "  SELECT id, priority, run_at FROM queue.job"
+									 "   WHERE queue_id = $1 AND run_at <= $2"
+									 "     AND (state = 'pending' OR attempts < max_attempts)"
+									 "   ORDER BY priority DESC, run_at, id"
+									 "   LIMIT $3"
+									 "   FOR UPDATE SKIP LOCKED"
+									 "), claimed AS ("
+									 "  UPDATE queue.job j"
+									 "     SET state = 'running', attempts = j.attempts + 1,"
+									 "         lease_token = gen_random_uuid(), worker = $4,"
+									 "         claimed_at = $2, run_at = $5,"
+									 "         errors = CASE WHEN j.state = 'running'"
+									 "           THEN j.errors || jsonb_build_array(jsonb_build_object("
+									 "             'attempt', j.attempts, 'at', j.run_at,"
+									 "             'worker', j.worker, 'error', 'lease expired'))"
+									 "           ELSE j.errors END"
+									 "    FROM candidate c WHERE j.id = c.id"
+									 "  RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts,"
+									 "            j.max_attempts, j.priority, j.dedup_key, j.created_at,"
+									 "            j.run_at"
+									 ")"
+									 " SELECT cl.* FROM claimed cl JOIN candidate c ON c.id = cl.id"
+									 "  ORDER BY c.priority DESC, c.run_at, c.id",
+									 5, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * complete_batch
+ *		Completes every job of the batch (extra: results), or raises QU001.
+ *
+ * A completed job moves to queue.job_archive with its result, unless its
+ * queue's retention is zero, in which case it is simply deleted.
+ */
+static void
+complete_batch(LeaseBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[4] = {INT8ARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
+	TIMESTAMPTZOID};
+	Datum		values[4];
+	int			rc;
+
+	for (int i = 0; i < b->n; i++)
+	{
+		/* detoast first, so the size is true and the array holds plain values */
+		if (!b->extra_null[i])
+			b->extra[i] = PointerGetDatum(DatumGetJsonbP(b->extra[i]));
+		if (!b->extra_null[i] &&
+			VARSIZE(DatumGetPointer(b->extra[i])) > (Size) queue_max_payload_bytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("result of job %lld is too large",
+							(long long) DatumGetInt64(b->ids[i])),
+					 errdetail("queue.max_payload_bytes is %d.", queue_max_payload_bytes)));
+	}
+	if (b->n == 0)
+		return;
+
+	spi_connect();
+	values[0] = queue_build_array(b->ids, NULL, b->n, INT8OID);
+	values[1] = queue_build_array(b->tokens, NULL, b->n, UUIDOID);
+	values[2] = queue_build_array(b->extra, b->extra_null, b->n, JSONBOID);
+	values[3] = TimestampTzGetDatum(GetCurrentTimestamp());
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "WITH done AS ("
+									 "  DELETE FROM queue.job j"
+									 "   USING unnest($1, $2, $3) AS t(id, token, result)"
+									 "   WHERE j.id = t.id AND j.lease_token = t.token"
+									 "  RETURNING j.*, t.result"
+									 "), archived AS ("
+									 "  INSERT INTO queue.job_archive (id, queue_id, state, priority,"
+									 "    attempts, max_attempts, retry_policy, payload, headers,"
+									 "    dedup_key, worker, result, errors, created_at, finished_at)"
+									 "  SELECT d.id, d.queue_id, 'completed', d.priority, d.attempts,"
+									 "         d.max_attempts, d.retry_policy, d.payload, d.headers,"
+									 "         d.dedup_key, d.worker, d.result, d.errors, d.created_at, $4"
+									 "    FROM done d JOIN queue.queue q ON q.id = d.queue_id"
+									 "   WHERE q.retention > interval '0'"
+									 ")"
+									 " SELECT id FROM done",
+									 4, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
+	check_all_matched(b);
+	SPI_finish();
+}
+
+/*
+ * queue.complete(job_id, lease_token, result)
+ */
+Datum
+queue_complete(PG_FUNCTION_ARGS)
+{
+	LeaseBatch	b;
+
+	batch_single(fcinfo, &b);
+	if (!PG_ARGISNULL(2))
+	{
+		b.extra[0] = PG_GETARG_DATUM(2);
+		b.extra_null[0] = false;
+	}
+	complete_batch(&b);
+	PG_RETURN_VOID();
+}
+
+/*
+ * queue.complete_many(job_ids, lease_tokens, results) returns integer
+ */
+Datum
+queue_complete_many(PG_FUNCTION_ARGS)
+{
+	LeaseBatch	b;
+
+	batch_from_arrays(fcinfo, &b, JSONBOID, "results", false);
+	complete_batch(&b);
+	PG_RETURN_INT32(b.n);
+}
+
+/*
+ * fail_batch
+ *		Records a failure for every job of the batch (extra: error
+ *		messages), or raises QU001; sets dead[i] for the jobs that died.
+ *
+ * Three statements: lock the rows and read what the decision needs
+ * (attempts, the merged retry policy, the previous delay); then, with the
+ * delays computed in C, put the retrying jobs back to pending, and move
+ * the dead ones to the archive.
+ */
+static void
+fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr retry_plan = NULL;
+	static SPIPlanPtr dead_plan = NULL;
+	static const Oid lock_types[2] = {INT8ARRAYOID, UUIDARRAYOID};
+	static const Oid retry_types[5] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID,
+	FLOAT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	static const Oid dead_types[3] = {INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[5];
+	Datum	   *retry_ids,
+			   *retry_at,
+			   *retry_delays,
+			   *retry_errors,
+			   *dead_ids,
+			   *dead_errors;
+	int			nretry = 0,
+				ndead = 0;
+	int			rc;
+
+	if (b->n == 0)
+		return;
+	for (int i = 0; i < b->n; i++)
+		if (VARSIZE_ANY_EXHDR(DatumGetPointer(b->extra[i])) > (Size) queue_max_payload_bytes)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("error message of job %lld is too long",
+							(long long) DatumGetInt64(b->ids[i])),
+					 errdetail("queue.max_payload_bytes is %d.", queue_max_payload_bytes)));
+
+	retry_ids = palloc(sizeof(Datum) * b->n);
+	retry_at = palloc(sizeof(Datum) * b->n);
+	retry_delays = palloc(sizeof(Datum) * b->n);
+	retry_errors = palloc(sizeof(Datum) * b->n);
+	dead_ids = palloc(sizeof(Datum) * b->n);
+	dead_errors = palloc(sizeof(Datum) * b->n);
+
+	spi_connect();
+	values[0] = queue_build_array(b->ids, NULL, b->n, INT8OID);
+	values[1] = queue_build_array(b->tokens, NULL, b->n, UUIDOID);
+	rc = SPI_execute_plan(queue_plan(&lock_plan,
+									 "SELECT j.id, j.attempts, j.max_attempts,"
+									 "       q.retry_policy || coalesce(j.retry_policy, '{}'),"
+									 "       j.last_delay"
+									 "  FROM unnest($1, $2) AS t(id, token)"
+									 "  JOIN queue.job j ON j.id = t.id AND j.lease_token = t.token"
+									 "  JOIN queue.queue q ON q.id = j.queue_id"
+									 "   FOR UPDATE OF j",
+									 2, lock_types),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "fail lock failed: %s", SPI_result_code_string(rc));
+	check_all_matched(b);
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int32		attempts = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		int32		max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		Jsonb	   *policy = DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull));
+		Datum		last = SPI_getbinval(tup, desc, 5, &isnull);
+		double		previous = isnull ? -1 : DatumGetFloat8(last);
+		int			i;
+
+		for (i = 0; i < b->n; i++)
+			if (DatumGetInt64(b->ids[i]) == id)
+				break;
+		Assert(i < b->n);
+
+		if (permanent || attempts >= max_attempts)
+		{
+			dead[i] = true;
+			dead_ids[ndead] = b->ids[i];
+			dead_errors[ndead] = b->extra[i];
+			ndead++;
+		}
+		else
+		{
+			double		delay = retry_delay ? queue_interval_seconds(retry_delay)
+				: queue_compute_delay(policy, attempts, previous);
+
+			dead[i] = false;
+			retry_ids[nretry] = b->ids[i];
+			retry_at[nretry] = TimestampTzGetDatum(timestamp_plus(now,
+																  queue_seconds_interval(delay)));
+			retry_delays[nretry] = Float8GetDatum(delay);
+			retry_errors[nretry] = b->extra[i];
+			nretry++;
+		}
+	}
+
+	if (nretry > 0)
+	{
+		values[0] = queue_build_array(retry_ids, NULL, nretry, INT8OID);
+		values[1] = queue_build_array(retry_at, NULL, nretry, TIMESTAMPTZOID);
+		values[2] = queue_build_array(retry_delays, NULL, nretry, FLOAT8OID);
+		values[3] = queue_build_array(retry_errors, NULL, nretry, TEXTOID);
+		values[4] = TimestampTzGetDatum(now);
+		rc = SPI_execute_plan(queue_plan(&retry_plan,
+										 "UPDATE queue.job j"
+										 "   SET state = 'pending', lease_token = NULL,"
+										 "       run_at = t.run_at, last_delay = t.delay,"
+										 "       errors = j.errors || jsonb_build_array(jsonb_build_object("
+										 "         'attempt', j.attempts, 'at', $5::timestamptz,"
+										 "         'worker', j.worker, 'error', t.error))"
+										 "  FROM unnest($1, $2, $3, $4) AS t(id, run_at, delay, error)"
+										 " WHERE j.id = t.id",
+										 5, retry_types),
+							  values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE || SPI_processed != (uint64) nretry)
+			elog(ERROR, "fail retry update failed: %s", SPI_result_code_string(rc));
+	}
+
+	if (ndead > 0)
+	{
+		values[0] = queue_build_array(dead_ids, NULL, ndead, INT8OID);
+		values[1] = queue_build_array(dead_errors, NULL, ndead, TEXTOID);
+		values[2] = TimestampTzGetDatum(now);
+		rc = SPI_execute_plan(queue_plan(&dead_plan,
+										 "WITH d AS ("
+										 "  DELETE FROM queue.job j"
+										 "   USING unnest($1, $2) AS t(id, error)"
+										 "   WHERE j.id = t.id"
+										 "  RETURNING j.*, t.error AS new_error"
+										 ")"
+										 " INSERT INTO queue.job_archive (id, queue_id, state, priority,"
+										 "   attempts, max_attempts, retry_policy, payload, headers,"
+										 "   dedup_key, worker, result, errors, created_at, finished_at)"
+										 " SELECT d.id, d.queue_id, 'dead', d.priority, d.attempts,"
+										 "        d.max_attempts, d.retry_policy, d.payload, d.headers,"
+										 "        d.dedup_key, d.worker, NULL,"
+										 "        d.errors || jsonb_build_array(jsonb_build_object("
+										 "          'attempt', d.attempts, 'at', $3::timestamptz,"
+										 "          'worker', d.worker, 'error', d.new_error)),"
+										 "        d.created_at, $3"
+										 "   FROM d JOIN queue.queue q ON q.id = d.queue_id"
+										 "  WHERE q.dead_retention > interval '0'",
+										 3, dead_types),
+							  values, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "fail dead move failed: %s", SPI_result_code_string(rc));
+	}
+	SPI_finish();
+}
+
+/*
+ * fail_options
+ *		Reads fail's permanent and retry_delay arguments (3 and 4).
+ */
+static void
+fail_options(FunctionCallInfo fcinfo, bool *permanent, Interval **retry_delay)
+{
+	QUEUE_ARG_NOT_NULL(3, "permanent");
+	*permanent = PG_GETARG_BOOL(3);
+	*retry_delay = NULL;
+	if (!PG_ARGISNULL(4))
+	{
+		*retry_delay = PG_GETARG_INTERVAL_P(4);
+		check_interval(*retry_delay, "retry_delay", false);
+	}
+}
+
+/*
+ * queue.fail(job_id, lease_token, error, permanent, retry_delay) returns
+ * 'retrying' or 'dead'
+ */
+Datum
+queue_fail(PG_FUNCTION_ARGS)
+{
+	LeaseBatch	b;
+	bool		permanent;
+	Interval   *retry_delay;
+	bool		dead;
+
+	batch_single(fcinfo, &b);
+	QUEUE_ARG_NOT_NULL(2, "error");
+	b.extra[0] = PointerGetDatum(PG_GETARG_TEXT_PP(2));
+	b.extra_null[0] = false;
+	fail_options(fcinfo, &permanent, &retry_delay);
+	fail_batch(&b, permanent, retry_delay, &dead);
+	PG_RETURN_TEXT_P(cstring_to_text(dead ? "dead" : "retrying"));
+}
+
+/*
+ * queue.fail_many(job_ids, lease_tokens, errors, permanent, retry_delay)
+ * returns table (job_id, state), one row per job in the given order
+ */
+Datum
+queue_fail_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LeaseBatch	b;
+	bool		permanent;
+	Interval   *retry_delay;
+	bool	   *dead;
+
+	batch_from_arrays(fcinfo, &b, TEXTOID, "errors", true);
+	fail_options(fcinfo, &permanent, &retry_delay);
+	InitMaterializedSRF(fcinfo, 0);
+	dead = palloc0(sizeof(bool) * Max(b.n, 1));
+	fail_batch(&b, permanent, retry_delay, dead);
+
+	for (int i = 0; i < b.n; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = b.ids[i];
+		values[1] = CStringGetTextDatum(dead[i] ? "dead" : "retrying");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * queue.extend(job_id, lease_token, lease) returns the new expiry
+ *
+ * The lease runs for the given time (or the queue's lease_timeout) from
+ * now; a current token past its expiry may still extend.
+ */
+Datum
+queue_extend(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[4] = {INT8OID, UUIDOID, TIMESTAMPTZOID, INTERVALOID};
+	LeaseBatch	b;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	TimestampTz expiry;
+	bool		isnull;
+	int			rc;
+
+	batch_single(fcinfo, &b);
+	if (PG_ARGISNULL(2))
+		nulls[3] = 'n';
+	else
+	{
+		check_interval(PG_GETARG_INTERVAL_P(2), "lease", true);
+		values[3] = PG_GETARG_DATUM(2);
+	}
+	values[0] = b.ids[0];
+	values[1] = b.tokens[0];
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+
+	spi_connect();
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "UPDATE queue.job j SET run_at = $3 + coalesce($4, q.lease_timeout)"
+									 "  FROM queue.queue q"
+									 " WHERE j.id = $1 AND j.lease_token = $2 AND q.id = j.queue_id"
+									 " RETURNING j.id, j.run_at",
+									 4, argtypes),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "extend failed: %s", SPI_result_code_string(rc));
+	check_all_matched(&b);
+	expiry = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 2, &isnull));
+	SPI_finish();
+	PG_RETURN_TIMESTAMPTZ(expiry);
+}
+
+/*
+ * queue.release(job_id, lease_token, delay)
+ *
+ * Gives the job back without spending an attempt (a worker shutting down):
+ * it is claimable again after delay (default at once).
+ */
+Datum
+queue_release(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[3] = {INT8OID, UUIDOID, TIMESTAMPTZOID};
+	LeaseBatch	b;
+	Datum		values[3];
+	TimestampTz now = GetCurrentTimestamp();
+	int			rc;
+
+	batch_single(fcinfo, &b);
+	if (!PG_ARGISNULL(2))
+	{
+		check_interval(PG_GETARG_INTERVAL_P(2), "delay", false);
+		now = timestamp_plus(now, PG_GETARG_INTERVAL_P(2));
+	}
+	values[0] = b.ids[0];
+	values[1] = b.tokens[0];
+	values[2] = TimestampTzGetDatum(now);
+
+	spi_connect();
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "UPDATE queue.job SET state = 'pending', lease_token = NULL,"
+									 "       attempts = attempts - 1, run_at = $3"
+									 " WHERE id = $1 AND lease_token = $2"
+									 " RETURNING id",
+									 3, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "release failed: %s", SPI_result_code_string(rc));
+	check_all_matched(&b);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

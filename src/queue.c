@@ -1,0 +1,240 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  Module entry point of the queue extension, and the helpers every
+ *	  hot-path call shares: cached plans, queue lookup, the enqueue lock.
+ *
+ * The extension turns PostgreSQL into a job queue.  Its words:
+ *
+ *	job			a unit of work: a JSON payload, optional headers, a priority,
+ *				a time from which it may run, and a policy for failures.
+ *	attempt		one run of a job by a worker; a claim starts one.
+ *	lease		the time a worker may hold a claimed job; when it runs out
+ *				without the job being settled, the job may be claimed again,
+ *				and the attempt that held it counts as spent.
+ *	lease token	the random token a claim hands out.  Settling a job
+ *				(complete, fail, extend, release) needs the current token;
+ *				a stale one is refused with SQLSTATE QU001 (fencing).
+ *	dead letter	a job that failed for good (attempts exhausted, or a
+ *				permanent failure); kept with its error history and
+ *				redrivable into its queue.
+ *
+ * Layout of the C code:
+ *	queue.c		this file: _PG_init, plan cache, queue lookup, locks
+ *	guc.c		the queue.* settings
+ *	names.c		validation of queue and worker names
+ *	backoff.c	retry policies and the delay they give
+ *	enqueue.c	enqueue and enqueue_many
+ *	lease.c		claim, complete, fail, extend, release (single and batch)
+ *
+ * The hot path runs SQL through SPI plans prepared once per backend and
+ * kept (SPI_keepplan).  A kept plan stores its parse tree, so it is
+ * re-planned after DROP/CREATE EXTENSION and keeps working.
+ *
+ * The library must be preloaded (shared_preload_libraries): later
+ * releases place wake-up slots in shared memory, and loading it on first
+ * use in one backend only would leave the others blind.
+ *
+ * IDENTIFICATION
+ *	  src/queue.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type_d.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "queue.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(queue_lock_queue_name);
+
+/*
+ * Module load: refuse unless preloaded, then define the settings.
+ */
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("queue must be loaded via shared_preload_libraries"),
+				 errhint("Add queue to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	queue_define_gucs();
+}
+
+/*
+ * queue_plan
+ *		Returns the kept plan for sql, preparing it on first use.
+ *
+ * Must be called inside SPI_connect.  The plan outlives the call (it is
+ * kept in CacheMemoryContext by SPI_keepplan), so *cache is a static of
+ * the caller.
+ */
+SPIPlanPtr
+queue_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * queue_lookup
+ *		Fills *info for the named queue, or raises "queue does not exist".
+ *
+ * Must be called inside SPI_connect.
+ */
+void
+queue_lookup(const char *name, QueueInfo *info)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(name);
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "SELECT id, paused, max_attempts, lease_timeout"
+									 "  FROM queue.queue WHERE name = $1",
+									 1, argtypes),
+						  values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("queue \"%s\" does not exist", name),
+				 errhint("Create it with queue.create_queue().")));
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	info->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	info->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
+}
+
+/*
+ * queue_lock_name
+ *		Takes the transaction-level lock that orders enqueues and
+ *		drop_queue on one queue name.
+ *
+ * Enqueues take it shared before they look the queue up; drop_queue takes
+ * it exclusive.  So a drop waits for the enqueues in flight, and an
+ * enqueue that starts after a drop looks the queue up with a snapshot that
+ * sees it gone: no job is ever inserted for a dropped queue (in READ
+ * COMMITTED).  This costs one lock-table entry per enqueue call, where a
+ * foreign key would share-lock the queue's row for every job inserted
+ * (and create a multixact under concurrent producers).
+ *
+ * The lock is an advisory-lock tag in this database whose last field (4)
+ * the SQL advisory-lock functions never use (they use 1 and 2), so it
+ * cannot collide with an application's advisory locks.
+ */
+void
+queue_lock_name(const char *name, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+	uint32		h = hash_bytes((const unsigned char *) name, strlen(name));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, h, 0x51554555, 4);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * queue._lock_queue_name(name): drop_queue's side of queue_lock_name.
+ */
+Datum
+queue_lock_queue_name(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	queue_lock_name(name, ExclusiveLock);
+	PG_RETURN_VOID();
+}
+
+/*
+ * queue_interval_datum
+ *		A palloc'd copy of *iv as a Datum (for SPI arguments).
+ */
+Datum
+queue_interval_datum(const Interval *iv)
+{
+	Interval   *copy = palloc(sizeof(Interval));
+
+	*copy = *iv;
+	return IntervalPGetDatum(copy);
+}
+
+/*
+ * queue_interval_seconds
+ *		An interval's length in seconds, a month counting 30 days (as
+ *		EXTRACT(epoch FROM interval) does).
+ */
+double
+queue_interval_seconds(const Interval *iv)
+{
+	return (iv->time + (iv->day + iv->month * (double) DAYS_PER_MONTH) *
+			(double) USECS_PER_DAY) / USECS_PER_SEC;
+}
+
+/*
+ * queue_seconds_interval
+ *		A palloc'd interval of the given seconds, rounded to microseconds.
+ */
+Interval *
+queue_seconds_interval(double seconds)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = (int64) llround(seconds * USECS_PER_SEC);
+	return iv;
+}
+
+/*
+ * queue_build_array
+ *		A one-dimensional array of n datums of elemtype (nulls may be NULL),
+ *		as an SPI argument.
+ */
+Datum
+queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1];
+	int			lbs[1];
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	dims[0] = n;
+	lbs[0] = 1;
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  elemtype, typlen, typbyval, typalign));
+}

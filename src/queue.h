@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.h
+ *	  Declarations shared by the C files of the queue extension.
+ *
+ * IDENTIFICATION
+ *	  src/queue.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "storage/lockdefs.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/*
+ * SQLSTATE raised when a lease token is not (or no longer) the current
+ * lease of its job: class "QU" is this extension's own.
+ */
+#define ERRCODE_QUEUE_LEASE_NOT_HELD	MAKE_SQLSTATE('Q','U','0','0','1')
+
+/* Longest queue name, in bytes. */
+#define QUEUE_NAME_MAXLEN		64
+/* Longest worker name, in bytes. */
+#define QUEUE_WORKER_MAXLEN		128
+
+/* Settings (guc.c) */
+extern int	queue_max_batch_size;
+extern int	queue_max_payload_bytes;
+extern void queue_define_gucs(void);
+
+/* What a hot-path call needs to know about its queue (queue.c). */
+typedef struct QueueInfo
+{
+	int32		id;
+	bool		paused;
+	int32		max_attempts;
+	Interval	lease_timeout;
+} QueueInfo;
+
+/* queue.c */
+extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
+							 int nargs, const Oid *argtypes);
+extern void queue_lookup(const char *name, QueueInfo *info);
+extern void queue_lock_name(const char *name, LOCKMODE mode);
+extern Datum queue_interval_datum(const Interval *iv);
+extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
+extern double queue_interval_seconds(const Interval *iv);
+extern Interval *queue_seconds_interval(double seconds);
+
+/* names.c */
+extern void queue_check_name_value(const char *name, const char *what);
+extern void queue_check_worker_name(const char *worker);
+
+/* backoff.c */
+extern void queue_check_policy_keys(Jsonb *policy);
+extern double queue_compute_delay(Jsonb *policy, int attempt, double previous);
+
+/* lease.c: raises ERRCODE_QUEUE_LEASE_NOT_HELD with the reason. */
+extern void queue_report_stale_lease(int64 job_id, Datum token) pg_attribute_noreturn();
+
+/* Argument checks shared by the SQL-callable functions. */
+#define QUEUE_ARG_NOT_NULL(n, what) \
+	do { \
+		if (PG_ARGISNULL(n)) \
+			ereport(ERROR, \
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), \
+					 errmsg("%s must not be null", (what)))); \
+	} while (0)
+
+#endif							/* QUEUE_H */
