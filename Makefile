@@ -38,7 +38,7 @@ ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/queu
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql tmp_check tmp_check_iso output_iso
+EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql tmp_check tmp_check_iso tmp_check_pgtap output_iso pgtap_results
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -46,3 +46,13 @@ include $(PGXS)
 
 $(EXTENSION)--$(EXTVERSION).sql: src/queue.sql $(EXTENSION).control
 	cat $< > $@
+
+# pgTAP tests: test/pgtap/*.sql with expected output beside them, run by
+# pg_regress on a private server (pgTAP prints TAP; any "not ok" is a diff).
+PGTAP_TESTS = $(patsubst test/pgtap/%.sql,%,$(sort $(wildcard test/pgtap/*.sql)))
+
+.PHONY: installcheck-pgtap
+installcheck-pgtap:
+	$(pg_regress_installcheck) --temp-instance=tmp_check_pgtap \
+		--temp-config=$(srcdir)/test/queue.conf \
+		--inputdir=$(srcdir)/test/pgtap --outputdir=pgtap_results $(PGTAP_TESTS)
