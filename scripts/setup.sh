@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One setup at a time on this machine (parallel test runs share the build).
+exec 9>/tmp/queue-setup.lock
+flock 9
+
 PG_MAJOR=${PG_MAJOR:-15}
 packages=(build-essential "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
           "postgresql-$PG_MAJOR-pgtap" "postgresql-contrib" libipc-run-perl)

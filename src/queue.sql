@@ -116,6 +116,8 @@ COMMENT ON TABLE queue.job IS 'live jobs: ready, scheduled, retrying and running
 
 -- The claim order: priority (higher first), then run_at, then id.
 CREATE INDEX job_claim_idx ON queue.job (queue_id, priority DESC, run_at, id);
+-- Running jobs by lease expiry: expired leases are found without a scan.
+CREATE INDEX job_lease_idx ON queue.job (run_at) WHERE state = 'running';
 -- Deduplication among live jobs, per queue.
 CREATE UNIQUE INDEX job_dedup_idx ON queue.job (queue_id, dedup_key)
 	WHERE dedup_key IS NOT NULL;
@@ -518,7 +520,7 @@ END;
 CREATE FUNCTION queue.list_jobs(
 	queue text,
 	state text DEFAULT NULL,
-	lim integer DEFAULT 100,
+	page_size integer DEFAULT 100,
 	after_id bigint DEFAULT 0)
 RETURNS SETOF queue.jobs
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -533,8 +535,8 @@ BEGIN
 			USING ERRCODE = '22023',
 				  HINT = 'Use ready, scheduled, retrying, running, completed, dead or cancelled.';
 	END IF;
-	IF lim IS NULL OR lim < 1 OR lim > 10000 THEN
-		RAISE EXCEPTION 'lim must be between 1 and 10000' USING ERRCODE = '22023';
+	IF page_size IS NULL OR page_size < 1 OR page_size > 10000 THEN
+		RAISE EXCEPTION 'page_size must be between 1 and 10000' USING ERRCODE = '22023';
 	END IF;
 	RETURN QUERY
 		SELECT j.* FROM queue.jobs j
@@ -542,7 +544,7 @@ BEGIN
 		   AND j.id > coalesce(after_id, 0)
 		   AND (list_jobs.state IS NULL OR j.state = list_jobs.state)
 		 ORDER BY j.id
-		 LIMIT lim;
+		 LIMIT page_size;
 END;
 $$;
 
@@ -625,12 +627,14 @@ END;
 $$;
 
 -- The dead letters of a queue, oldest first, a page at a time.
-CREATE FUNCTION queue.list_dead(queue text, lim integer DEFAULT 100, after_id bigint DEFAULT 0)
+CREATE FUNCTION queue.list_dead(queue text, page_size integer DEFAULT 100,
+								after_id bigint DEFAULT 0)
 RETURNS SETOF queue.jobs
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-	SELECT * FROM queue.list_jobs(list_dead.queue, 'dead', list_dead.lim, list_dead.after_id);
+	SELECT * FROM queue.list_jobs(list_dead.queue, 'dead', list_dead.page_size,
+								  list_dead.after_id);
 END;
 
 /*
@@ -715,8 +719,7 @@ BEGIN
 	SELECT coalesce(array_agg(a.id ORDER BY a.id), '{}') INTO ids
 	  FROM queue.job_archive a
 	 WHERE a.queue_id = qid AND a.state = 'dead'
-	   AND (job_ids IS NULL OR a.id = ANY (job_ids))
-	   FOR UPDATE;
+	   AND (job_ids IS NULL OR a.id = ANY (job_ids));
 	RETURN queue._redrive(ids);
 END;
 $$;
@@ -758,6 +761,53 @@ BEGIN
 		END LOOP;
 	END LOOP;
 	RETURN total;
+END;
+$$;
+
+/*
+ * Moves jobs whose lease expired on their last attempt to the dead letters,
+ * with the error "lease expired" (such jobs are never claimed again).  At
+ * most batch_size per call; returns how many.  Each move is a
+ * compare-and-set: a job its holder settles first is left alone, and one
+ * being settled right now is skipped (SKIP LOCKED) and left to its holder.
+ */
+CREATE FUNCTION queue.expire_leases(batch_size integer DEFAULT 1000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
+	END IF;
+	WITH expired AS MATERIALIZED (
+		SELECT j.id FROM queue.job j
+		 WHERE j.state = 'running' AND j.run_at <= clock_timestamp()
+		   AND j.attempts >= j.max_attempts
+		 ORDER BY j.run_at
+		 LIMIT batch_size
+		   FOR UPDATE SKIP LOCKED
+	), d AS (
+		DELETE FROM queue.job j USING expired e
+		 WHERE j.id = e.id AND j.state = 'running' AND j.attempts >= j.max_attempts
+		RETURNING j.*
+	), archived AS (
+		INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts, max_attempts,
+									   retry_policy, payload, headers, dedup_key, worker,
+									   result, errors, created_at, finished_at)
+		SELECT d.id, d.queue_id, 'dead', d.priority, d.attempts, d.max_attempts,
+			   d.retry_policy, d.payload, d.headers, d.dedup_key, d.worker, NULL,
+			   d.errors || jsonb_build_array(jsonb_build_object(
+					'attempt', d.attempts, 'at', d.run_at, 'worker', d.worker,
+					'error', 'lease expired')),
+			   d.created_at, clock_timestamp()
+		  FROM d JOIN queue.queue q ON q.id = d.queue_id
+		 WHERE q.dead_retention > interval '0'
+	)
+	SELECT count(*) INTO n FROM d;
+	RETURN n;
 END;
 $$;
 
@@ -810,7 +860,8 @@ DECLARE
 		'queue.reschedule_job(bigint,timestamptz)',
 		'queue.redrive(bigint)',
 		'queue.redrive(text,bigint[])',
-		'queue.prune(integer)'];
+		'queue.prune(integer)',
+		'queue.expire_leases(integer)'];
 	names text[];
 BEGIN
 	CASE access
