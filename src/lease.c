@@ -6,7 +6,9 @@
  *
  * A claim locks up to batch_size claimable jobs with FOR UPDATE SKIP
  * LOCKED in a MATERIALIZED CTE (so the locking subquery runs once and can
- * never hand out more than asked), then updates exactly those rows: state
+ * never hand out more than asked), then updates exactly those rows, found
+ * by id = ANY(ARRAY(...)) so that the generic plan probes the primary key
+ * instead of hashing the whole table (a join on the CTE did that): state
  * running, one more attempt, a fresh random lease token, the worker's
  * name, and run_at set to the lease's expiry.  Concurrent claimers skip
  * each other's locked rows instead of waiting.
@@ -387,7 +389,7 @@ queue_claim(PG_FUNCTION_ARGS)
 									 "             'attempt', j.attempts, 'at', j.run_at,"
 									 "             'worker', j.worker, 'error', 'lease expired'))"
 									 "           ELSE j.errors END"
-									 "    FROM candidate c WHERE j.id = c.id"
+									 "   WHERE j.id = ANY (ARRAY(SELECT id FROM candidate))"
 									 "  RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts,"
 									 "            j.max_attempts, j.priority, j.dedup_key, j.created_at,"
 									 "            j.run_at"

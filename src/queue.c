@@ -63,11 +63,19 @@ void		_PG_init(void);
 PG_FUNCTION_INFO_V1(queue_lock_queue_name);
 
 /*
- * Module load: refuse unless preloaded, then define the settings.
+ * Module load: refuse unless preloaded (except under pg_upgrade), then
+ * define the settings.
  */
 void
 _PG_init(void)
 {
+	/*
+	 * pg_upgrade checks that libraries load with a plain LOAD in a server in
+	 * binary-upgrade mode; there is nothing for us to do there.
+	 */
+	if (IsBinaryUpgrade)
+		return;
+
 	if (!process_shared_preload_libraries_in_progress)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
