@@ -452,9 +452,7 @@ complete_batch(LeaseBatch *b)
 									 "   WHERE j.id = t.id AND j.lease_token = t.token"
 									 "  RETURNING j.*, t.result"
 									 "), archived AS ("
-									 "  INSERT INTO queue.job_archive (id, queue_id, state, priority,"
-									 "    attempts, max_attempts, retry_policy, payload, headers,"
-									 "    dedup_key, worker, result, errors, created_at, finished_at)"
+									 QUEUE_ARCHIVE_INSERT
 									 "  SELECT d.id, d.queue_id, 'completed', d.priority, d.attempts,"
 									 "         d.max_attempts, d.retry_policy, d.payload, d.headers,"
 									 "         d.dedup_key, d.worker, d.result, d.errors, d.created_at, $4"
@@ -641,9 +639,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 										 "   WHERE j.id = t.id"
 										 "  RETURNING j.*, t.error AS new_error"
 										 ")"
-										 " INSERT INTO queue.job_archive (id, queue_id, state, priority,"
-										 "   attempts, max_attempts, retry_policy, payload, headers,"
-										 "   dedup_key, worker, result, errors, created_at, finished_at)"
+										 QUEUE_ARCHIVE_INSERT
 										 " SELECT d.id, d.queue_id, 'dead', d.priority, d.attempts,"
 										 "        d.max_attempts, d.retry_policy, d.payload, d.headers,"
 										 "        d.dedup_key, d.worker, NULL,"

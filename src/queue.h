@@ -29,6 +29,12 @@
 /* Longest worker name, in bytes. */
 #define QUEUE_WORKER_MAXLEN		128
 
+/* The head of every move of jobs into queue.job_archive (lease.c). */
+#define QUEUE_ARCHIVE_INSERT \
+	"INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts," \
+	" max_attempts, retry_policy, payload, headers, dedup_key, worker, result," \
+	" errors, created_at, finished_at) "
+
 /* Settings (guc.c) */
 extern int	queue_max_batch_size;
 extern int	queue_max_payload_bytes;

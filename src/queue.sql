@@ -878,30 +878,44 @@ BEGIN
 END;
 $$;
 
--- Grants a role one access level: USAGE on the schema and EXECUTE on the
--- level's functions.  Run it as the extension's owner.
-CREATE FUNCTION queue.grant_access(role_name regrole, access text)
+-- GRANTs (or REVOKEs) what one access level consists of: EXECUTE on its
+-- functions, and SELECT on tables for monitor and admin.
+CREATE FUNCTION queue._apply_access(role_name regrole, access text, is_grant boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	verb text := CASE WHEN is_grant THEN 'GRANT' ELSE 'REVOKE' END;
+	dir text := CASE WHEN is_grant THEN 'TO' ELSE 'FROM' END;
 	f regprocedure;
 BEGIN
 	IF role_name IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
 	END IF;
-	EXECUTE format('GRANT USAGE ON SCHEMA queue TO %I', role_name::text);
 	FOR f IN SELECT * FROM queue._access_functions(access) LOOP
-		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, role_name::text);
+		EXECUTE format('%s EXECUTE ON FUNCTION %s %s %I', verb, f, dir, role_name::text);
 	END LOOP;
 	IF access IN ('admin', 'monitor') THEN
-		EXECUTE format('GRANT SELECT ON queue.queue TO %I', role_name::text);
+		EXECUTE format('%s SELECT ON queue.queue %s %I', verb, dir, role_name::text);
 	END IF;
 	IF access = 'admin' THEN
-		EXECUTE format('GRANT SELECT ON queue.jobs, queue.job, queue.job_archive TO %I',
-					   role_name::text);
+		EXECUTE format('%s SELECT ON queue.jobs, queue.job, queue.job_archive %s %I',
+					   verb, dir, role_name::text);
 	END IF;
+END;
+$$;
+
+-- Grants a role one access level, and USAGE on the schema.  Run it as the
+-- extension's owner.
+CREATE FUNCTION queue.grant_access(role_name regrole, access text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM queue._apply_access(role_name, access, true);
+	EXECUTE format('GRANT USAGE ON SCHEMA queue TO %I', role_name::text);
 END;
 $$;
 
@@ -912,29 +926,12 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	f regprocedure;
-	still_has boolean;
 BEGIN
-	IF role_name IS NULL THEN
-		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
-	END IF;
-	FOR f IN SELECT * FROM queue._access_functions(access) LOOP
-		EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', f, role_name::text);
-	END LOOP;
-	IF access IN ('admin', 'monitor') THEN
-		EXECUTE format('REVOKE SELECT ON queue.queue FROM %I', role_name::text);
-	END IF;
-	IF access = 'admin' THEN
-		EXECUTE format('REVOKE SELECT ON queue.jobs, queue.job, queue.job_archive FROM %I',
-					   role_name::text);
-	END IF;
-	SELECT EXISTS (
+	PERFORM queue._apply_access(role_name, access, false);
+	IF NOT EXISTS (
 		SELECT 1 FROM pg_proc p
 		 WHERE p.pronamespace = 'queue'::regnamespace
-		   AND has_function_privilege(role_name, p.oid, 'EXECUTE'))
-	  INTO still_has;
-	IF NOT still_has THEN
+		   AND has_function_privilege(role_name, p.oid, 'EXECUTE')) THEN
 		EXECUTE format('REVOKE USAGE ON SCHEMA queue FROM %I', role_name::text);
 	END IF;
 END;
