@@ -114,7 +114,10 @@ queue_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
  * queue_lookup
  *		Fills *info for the named queue, or raises "queue does not exist".
  *
- * Must be called inside SPI_connect.
+ * Must be called inside SPI_connect.  The query runs read-write so that
+ * in READ COMMITTED it takes a new snapshot: after waiting for the enqueue
+ * lock (queue_lock_name), the lookup must see a drop_queue that committed
+ * meanwhile.
  */
 void
 queue_lookup(const char *name, QueueInfo *info)
@@ -132,7 +135,7 @@ queue_lookup(const char *name, QueueInfo *info)
 									 "SELECT id, paused, max_attempts, lease_timeout"
 									 "  FROM queue.queue WHERE name = $1",
 									 1, argtypes),
-						  values, NULL, true, 1);
+						  values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
