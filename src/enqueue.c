@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "commands/sequence.h"
@@ -445,17 +447,25 @@ json_text(JsonbValue *v, const char *key)
 
 /*
  * json_int32
- *		A JSON number that is an int4, or an error naming the key.
+ *		A JSON number that is a whole int4, or an error naming the key.
  */
 static int32
 json_int32(JsonbValue *v, const char *key)
 {
+	double		d;
+
 	if (v->type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a JSON number", key)));
-	return DatumGetInt32(DirectFunctionCall1(numeric_int4,
-											 NumericGetDatum(v->val.numeric)));
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+										   NumericGetDatum(v->val.numeric)));
+	if (d != floor(d) || d < PG_INT32_MIN || d > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be an integer between %d and %d",
+						key, PG_INT32_MIN, PG_INT32_MAX)));
+	return (int32) d;
 }
 
 /*
@@ -529,6 +539,10 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 			if (v.type == jbvNumeric)
 				delay = queue_seconds_interval(DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 																				  NumericGetDatum(v.val.numeric))));
+			else if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("delay must be a number of seconds or an interval string")));
 			else
 				delay = DatumGetIntervalP(DirectFunctionCall3(interval_in,
 															  CStringGetDatum(json_text(&v, key)),

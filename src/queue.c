@@ -224,8 +224,14 @@ Interval *
 queue_seconds_interval(double seconds)
 {
 	Interval   *iv = palloc0(sizeof(Interval));
+	double		usecs = seconds * USECS_PER_SEC;
 
-	iv->time = (int64) llround(seconds * USECS_PER_SEC);
+	if (isnan(usecs) || usecs >= (double) PG_INT64_MAX || usecs <= (double) PG_INT64_MIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("interval out of range"),
+				 errdetail("%g seconds cannot be represented as an interval.", seconds)));
+	iv->time = (int64) llround(usecs);
 	return iv;
 }
 

@@ -621,6 +621,9 @@ BEGIN
 	IF run_at IS NULL THEN
 		RAISE EXCEPTION 'run_at must not be null' USING ERRCODE = '22004';
 	END IF;
+	IF NOT isfinite(run_at) THEN
+		RAISE EXCEPTION 'run_at must be a finite time' USING ERRCODE = '22023';
+	END IF;
 	PERFORM queue._lock_idle_job(job_id, 'reschedule');
 	UPDATE queue.job j SET run_at = reschedule_job.run_at WHERE j.id = reschedule_job.job_id;
 END;
@@ -661,6 +664,18 @@ BEGIN
 		RAISE EXCEPTION 'cannot redrive job %: its deduplication key "%" is held by a live job',
 						clash.id, clash.dedup_key
 			USING ERRCODE = '23505';
+	END IF;
+	SELECT min(a.id) AS id, a.dedup_key INTO clash
+	  FROM queue.job_archive a
+	 WHERE a.id = ANY (ids) AND a.state = 'dead' AND a.dedup_key IS NOT NULL
+	 GROUP BY a.queue_id, a.dedup_key
+	HAVING count(*) > 1
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'cannot redrive job %: its deduplication key "%" is shared by another dead job being redriven',
+						clash.id, clash.dedup_key
+			USING ERRCODE = '23505',
+				  HINT = 'Redrive one of them at a time.';
 	END IF;
 
 	WITH d AS (
@@ -878,33 +893,31 @@ BEGIN
 END;
 $$;
 
--- GRANTs (or REVOKEs) what one access level consists of: EXECUTE on its
--- functions, and SELECT on tables for monitor and admin.
-CREATE FUNCTION queue._apply_access(role_name regrole, access text, is_grant boolean)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
+-- Which access levels grant_access gave to which roles (by name), so that
+-- revoking one level keeps what the role's other levels need.
+CREATE TABLE queue.access_grant (
+	role_name	name NOT NULL,
+	access		text NOT NULL,
+	PRIMARY KEY (role_name, access),
+	CONSTRAINT access_grant_access_check
+		CHECK (access IN ('producer', 'consumer', 'monitor', 'admin'))
+);
+SELECT pg_catalog.pg_extension_config_dump('queue.access_grant', '');
+
+-- The objects one access level consists of, as GRANT targets: its
+-- functions, and for monitor and admin the tables they may read.
+CREATE FUNCTION queue._access_objects(access text)
+RETURNS SETOF text
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	verb text := CASE WHEN is_grant THEN 'GRANT' ELSE 'REVOKE' END;
-	dir text := CASE WHEN is_grant THEN 'TO' ELSE 'FROM' END;
-	f regprocedure;
-BEGIN
-	IF role_name IS NULL THEN
-		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
-	END IF;
-	FOR f IN SELECT * FROM queue._access_functions(access) LOOP
-		EXECUTE format('%s EXECUTE ON FUNCTION %s %s %I', verb, f, dir, role_name::text);
-	END LOOP;
-	IF access IN ('admin', 'monitor') THEN
-		EXECUTE format('%s SELECT ON queue.queue %s %I', verb, dir, role_name::text);
-	END IF;
-	IF access = 'admin' THEN
-		EXECUTE format('%s SELECT ON queue.jobs, queue.job, queue.job_archive %s %I',
-					   verb, dir, role_name::text);
-	END IF;
+BEGIN ATOMIC
+	SELECT 'FUNCTION ' || f::text FROM queue._access_functions(_access_objects.access) f
+	UNION
+	SELECT 'TABLE queue.queue' WHERE _access_objects.access IN ('admin', 'monitor')
+	UNION
+	SELECT 'TABLE ' || t FROM unnest(ARRAY['queue.jobs', 'queue.job', 'queue.job_archive']) t
+	 WHERE _access_objects.access = 'admin';
 END;
-$$;
 
 -- Grants a role one access level, and USAGE on the schema.  Run it as the
 -- extension's owner.
@@ -913,25 +926,50 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	obj text;
 BEGIN
-	PERFORM queue._apply_access(role_name, access, true);
+	IF role_name IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+	END IF;
+	FOR obj IN SELECT * FROM queue._access_objects(access) LOOP
+		EXECUTE format('GRANT %s %s TO %I',
+					   CASE WHEN obj LIKE 'FUNCTION %' THEN 'EXECUTE ON' ELSE 'SELECT ON' END,
+					   obj, role_name::text);
+	END LOOP;
 	EXECUTE format('GRANT USAGE ON SCHEMA queue TO %I', role_name::text);
+	INSERT INTO queue.access_grant VALUES (role_name::text, access) ON CONFLICT DO NOTHING;
 END;
 $$;
 
--- Takes back what grant_access gave for that level.  USAGE on the schema
--- goes only when the role keeps no level at all (revoke each level it has).
+-- Takes back one access level: what it granted, except what the role's
+-- other levels (given by grant_access) also grant.  USAGE on the schema
+-- goes with the role's last level.
 CREATE FUNCTION queue.revoke_access(role_name regrole, access text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	obj text;
 BEGIN
-	PERFORM queue._apply_access(role_name, access, false);
-	IF NOT EXISTS (
-		SELECT 1 FROM pg_proc p
-		 WHERE p.pronamespace = 'queue'::regnamespace
-		   AND has_function_privilege(role_name, p.oid, 'EXECUTE')) THEN
+	IF role_name IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
+	END IF;
+	DELETE FROM queue.access_grant g
+	 WHERE g.role_name = revoke_access.role_name::text AND g.access = revoke_access.access;
+	FOR obj IN
+		SELECT * FROM queue._access_objects(access)
+		EXCEPT
+		SELECT o FROM queue.access_grant g, queue._access_objects(g.access) o
+		 WHERE g.role_name = revoke_access.role_name::text
+	LOOP
+		EXECUTE format('REVOKE %s %s FROM %I',
+					   CASE WHEN obj LIKE 'FUNCTION %' THEN 'EXECUTE ON' ELSE 'SELECT ON' END,
+					   obj, role_name::text);
+	END LOOP;
+	IF NOT EXISTS (SELECT 1 FROM queue.access_grant g
+				    WHERE g.role_name = revoke_access.role_name::text) THEN
 		EXECUTE format('REVOKE USAGE ON SCHEMA queue FROM %I', role_name::text);
 	END IF;
 END;
