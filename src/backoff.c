@@ -44,6 +44,7 @@
 #include "common/pg_prng.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -235,10 +236,11 @@ queue_compute_delay(Jsonb *policy, int attempt, double previous)
 			break;
 		case BACKOFF_EXPONENTIAL:
 		default:
-			d = p.delay * pow(p.factor, attempt - 1);
+			/* factor^(n-1) overflows to infinity long before n does */
+			d = p.delay == 0 ? 0 : p.delay * pow(p.factor, attempt - 1);
 			break;
 	}
-	if (isnan(d) || d > p.max_delay)
+	if (d > p.max_delay)
 		d = p.max_delay;
 
 	switch (p.jitter)
@@ -278,9 +280,10 @@ queue_check_retry_policy(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf,
-					 "{\"backoff\": \"%s\", \"delay\": %.17g, \"factor\": %.17g, "
-					 "\"max_delay\": %.17g, \"jitter\": \"%s\"}",
-					 backoff_names[p.backoff], p.delay, p.factor, p.max_delay,
+					 "{\"backoff\": \"%s\", \"delay\": %s, \"factor\": %s, "
+					 "\"max_delay\": %s, \"jitter\": \"%s\"}",
+					 backoff_names[p.backoff], float8out_internal(p.delay),
+					 float8out_internal(p.factor), float8out_internal(p.max_delay),
 					 jitter_names[p.jitter]);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }

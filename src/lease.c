@@ -266,7 +266,7 @@ queue_report_stale_lease(int64 job_id, Datum token)
 		char	   *attempts = SPI_getvalue(tup, desc, 3);
 
 		if (strcmp(state, "running") == 0)
-			detail = psprintf("Job %lld was claimed again: attempt %s is held by worker \"%s\".",
+			detail = psprintf("Job %lld is running under another lease: attempt %s, held by worker \"%s\".",
 							  (long long) job_id, attempts, worker ? worker : "");
 		else if (strcmp(state, "pending") == 0)
 			detail = psprintf("Job %lld is not running: its lease was released or failed, and it waits to run again.",
