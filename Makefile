@@ -47,9 +47,10 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: src/queue.sql $(EXTENSION).control
 	cat $< > $@
 
-# pgTAP tests: test/pgtap/*.sql with expected output beside them, run by
-# pg_regress on a private server (pgTAP prints TAP; any "not ok" is a diff).
-PGTAP_TESTS = $(patsubst test/pgtap/%.sql,%,$(sort $(wildcard test/pgtap/*.sql)))
+# pgTAP tests: test/pgtap/sql/*.sql with expected output in
+# test/pgtap/expected/, run by pg_regress on a private server (pgTAP prints
+# TAP; any "not ok" is a difference from the expected output).
+PGTAP_TESTS = $(patsubst test/pgtap/sql/%.sql,%,$(sort $(wildcard test/pgtap/sql/*.sql)))
 
 .PHONY: installcheck-pgtap
 installcheck-pgtap:

@@ -893,16 +893,18 @@ BEGIN
 END;
 $$;
 
--- Which access levels grant_access gave to which roles (by name), so that
--- revoking one level keeps what the role's other levels need.
+-- Which access levels grant_access gave to which roles, so that revoking
+-- one level keeps what the role's other levels need.  Roles are kept by
+-- OID (a rename keeps the bookkeeping right; rows of dropped roles are
+-- removed on the next grant or revoke).  The table is not dumped: OIDs do
+-- not survive a dump and restore (the GRANTs themselves do).
 CREATE TABLE queue.access_grant (
-	role_name	name NOT NULL,
+	role_oid	oid NOT NULL,
 	access		text NOT NULL,
-	PRIMARY KEY (role_name, access),
+	PRIMARY KEY (role_oid, access),
 	CONSTRAINT access_grant_access_check
 		CHECK (access IN ('producer', 'consumer', 'monitor', 'admin'))
 );
-SELECT pg_catalog.pg_extension_config_dump('queue.access_grant', '');
 
 -- The objects one access level consists of, as GRANT targets: its
 -- functions, and for monitor and admin the tables they may read.
@@ -920,7 +922,8 @@ BEGIN ATOMIC
 END;
 
 -- Grants a role one access level, and USAGE on the schema.  Run it as the
--- extension's owner.
+-- extension's owner.  (A regrole's text form is already a quoted
+-- identifier, so it is spliced with %s.)
 CREATE FUNCTION queue.grant_access(role_name regrole, access text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -933,12 +936,14 @@ BEGIN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
 	END IF;
 	FOR obj IN SELECT * FROM queue._access_objects(access) LOOP
-		EXECUTE format('GRANT %s %s TO %I',
+		EXECUTE format('GRANT %s %s TO %s',
 					   CASE WHEN obj LIKE 'FUNCTION %' THEN 'EXECUTE ON' ELSE 'SELECT ON' END,
-					   obj, role_name::text);
+					   obj, role_name);
 	END LOOP;
-	EXECUTE format('GRANT USAGE ON SCHEMA queue TO %I', role_name::text);
-	INSERT INTO queue.access_grant VALUES (role_name::text, access) ON CONFLICT DO NOTHING;
+	EXECUTE format('GRANT USAGE ON SCHEMA queue TO %s', role_name);
+	DELETE FROM queue.access_grant g
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = g.role_oid);
+	INSERT INTO queue.access_grant VALUES (role_name, access) ON CONFLICT DO NOTHING;
 END;
 $$;
 
@@ -957,20 +962,20 @@ BEGIN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
 	END IF;
 	DELETE FROM queue.access_grant g
-	 WHERE g.role_name = revoke_access.role_name::text AND g.access = revoke_access.access;
+	 WHERE (g.role_oid = role_name AND g.access = revoke_access.access)
+		OR NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = g.role_oid);
 	FOR obj IN
 		SELECT * FROM queue._access_objects(access)
 		EXCEPT
 		SELECT o FROM queue.access_grant g, queue._access_objects(g.access) o
-		 WHERE g.role_name = revoke_access.role_name::text
+		 WHERE g.role_oid = role_name
 	LOOP
-		EXECUTE format('REVOKE %s %s FROM %I',
+		EXECUTE format('REVOKE %s %s FROM %s',
 					   CASE WHEN obj LIKE 'FUNCTION %' THEN 'EXECUTE ON' ELSE 'SELECT ON' END,
-					   obj, role_name::text);
+					   obj, role_name);
 	END LOOP;
-	IF NOT EXISTS (SELECT 1 FROM queue.access_grant g
-				    WHERE g.role_name = revoke_access.role_name::text) THEN
-		EXECUTE format('REVOKE USAGE ON SCHEMA queue FROM %I', role_name::text);
+	IF NOT EXISTS (SELECT 1 FROM queue.access_grant g WHERE g.role_oid = role_name) THEN
+		EXECUTE format('REVOKE USAGE ON SCHEMA queue FROM %s', role_name);
 	END IF;
 END;
 $$;
