@@ -1,0 +1,284 @@
+-- pgTAP: the schema of the queue extension (tables, columns, keys,
+-- indexes, CHECK constraints, the view, sequences, pg_dump registration).
+-- Settings differ from pg_regress's defaults on purpose: IntervalStyle is
+-- set so that constraint and default texts read the same everywhere.
+\set ECHO none
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+\set ON_ERROR_ROLLBACK 1
+\set ON_ERROR_STOP true
+SET client_min_messages = warning;
+-- pg_regress sets IntervalStyle postgres_verbose; the texts below use postgres
+SET IntervalStyle = postgres;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS queue;
+
+BEGIN;
+SELECT plan(154);
+
+-- ----------------------------------------------------------------------
+-- Schema and relations
+-- ----------------------------------------------------------------------
+SELECT has_schema('queue');
+SELECT has_extension('queue', 'queue', 'extension queue lives in schema queue');
+SELECT tables_are('queue', ARRAY['queue', 'job', 'job_archive', 'access_grant']);
+SELECT views_are('queue', ARRAY['jobs']);
+SELECT sequences_are('queue', ARRAY['queue_id_seq', 'job_id_seq']);
+SELECT indexes_are('queue', 'queue', ARRAY['queue_pkey', 'queue_name_key']);
+SELECT indexes_are('queue', 'job',
+                   ARRAY['job_pkey', 'job_claim_idx', 'job_lease_idx', 'job_dedup_idx']);
+SELECT indexes_are('queue', 'job_archive',
+                   ARRAY['job_archive_pkey', 'job_archive_queue_state_idx']);
+SELECT indexes_are('queue', 'access_grant', ARRAY['access_grant_pkey']);
+
+-- ----------------------------------------------------------------------
+-- queue.queue
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'queue', ARRAY[
+    'id', 'name', 'max_attempts', 'retry_policy', 'lease_timeout', 'retention',
+    'dead_retention', 'paused', 'created_at', 'updated_at']);
+SELECT col_type_is('queue', 'queue', 'id', 'integer', 'queue.queue.id is integer');
+SELECT col_type_is('queue', 'queue', 'name', 'text', 'queue.queue.name is text');
+SELECT col_type_is('queue', 'queue', 'max_attempts', 'integer', 'queue.queue.max_attempts is integer');
+SELECT col_type_is('queue', 'queue', 'retry_policy', 'jsonb', 'queue.queue.retry_policy is jsonb');
+SELECT col_type_is('queue', 'queue', 'lease_timeout', 'interval', 'queue.queue.lease_timeout is interval');
+SELECT col_type_is('queue', 'queue', 'retention', 'interval', 'queue.queue.retention is interval');
+SELECT col_type_is('queue', 'queue', 'dead_retention', 'interval', 'queue.queue.dead_retention is interval');
+SELECT col_type_is('queue', 'queue', 'paused', 'boolean', 'queue.queue.paused is boolean');
+SELECT col_type_is('queue', 'queue', 'created_at', 'timestamp with time zone', 'queue.queue.created_at is timestamp with time zone');
+SELECT col_type_is('queue', 'queue', 'updated_at', 'timestamp with time zone', 'queue.queue.updated_at is timestamp with time zone');
+SELECT col_not_null('queue', 'queue', c, 'queue.queue.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'name', 'max_attempts', 'retry_policy', 'lease_timeout',
+                    'retention', 'dead_retention', 'paused', 'created_at',
+                    'updated_at']::name[]) c;
+SELECT has_pk('queue', 'queue', 'queue.queue has a primary key');
+SELECT col_is_pk('queue', 'queue', 'id', 'queue.queue.id is the primary key');
+SELECT col_is_unique('queue', 'queue', 'name', 'queue names are unique');
+SELECT col_default_is('queue', 'queue', 'id', 'nextval(''queue.queue_id_seq''::regclass)',
+                      'queue.queue.id defaults to nextval(queue.queue_id_seq)');
+SELECT col_default_is('queue', 'queue', 'paused', 'false', 'queues start unpaused');
+
+-- ----------------------------------------------------------------------
+-- queue.job
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'job', ARRAY[
+    'id', 'queue_id', 'state', 'priority', 'run_at', 'attempts', 'max_attempts',
+    'retry_policy', 'last_delay', 'payload', 'headers', 'dedup_key', 'lease_token',
+    'worker', 'claimed_at', 'errors', 'created_at']);
+SELECT col_type_is('queue', 'job', 'id', 'bigint', 'queue.job.id is bigint');
+SELECT col_type_is('queue', 'job', 'queue_id', 'integer', 'queue.job.queue_id is integer');
+SELECT col_type_is('queue', 'job', 'state', 'text', 'queue.job.state is text');
+SELECT col_type_is('queue', 'job', 'priority', 'integer', 'queue.job.priority is integer');
+SELECT col_type_is('queue', 'job', 'run_at', 'timestamp with time zone', 'queue.job.run_at is timestamp with time zone');
+SELECT col_type_is('queue', 'job', 'attempts', 'integer', 'queue.job.attempts is integer');
+SELECT col_type_is('queue', 'job', 'max_attempts', 'integer', 'queue.job.max_attempts is integer');
+SELECT col_type_is('queue', 'job', 'retry_policy', 'jsonb', 'queue.job.retry_policy is jsonb');
+SELECT col_type_is('queue', 'job', 'last_delay', 'double precision', 'queue.job.last_delay is double precision');
+SELECT col_type_is('queue', 'job', 'payload', 'jsonb', 'queue.job.payload is jsonb');
+SELECT col_type_is('queue', 'job', 'headers', 'jsonb', 'queue.job.headers is jsonb');
+SELECT col_type_is('queue', 'job', 'dedup_key', 'text', 'queue.job.dedup_key is text');
+SELECT col_type_is('queue', 'job', 'lease_token', 'uuid', 'queue.job.lease_token is uuid');
+SELECT col_type_is('queue', 'job', 'worker', 'text', 'queue.job.worker is text');
+SELECT col_type_is('queue', 'job', 'claimed_at', 'timestamp with time zone', 'queue.job.claimed_at is timestamp with time zone');
+SELECT col_type_is('queue', 'job', 'errors', 'jsonb', 'queue.job.errors is jsonb');
+SELECT col_type_is('queue', 'job', 'created_at', 'timestamp with time zone', 'queue.job.created_at is timestamp with time zone');
+SELECT col_not_null('queue', 'job', c, 'queue.job.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'queue_id', 'state', 'priority', 'run_at', 'attempts',
+                    'max_attempts', 'payload', 'errors', 'created_at']::name[]) c;
+SELECT col_is_null('queue', 'job', c, 'queue.job.' || c || ' is nullable')
+  FROM unnest(ARRAY['retry_policy', 'last_delay', 'headers', 'dedup_key',
+                    'lease_token', 'worker', 'claimed_at']::name[]) c;
+SELECT has_pk('queue', 'job', 'queue.job has a primary key');
+SELECT col_is_pk('queue', 'job', 'id', 'queue.job.id is the primary key');
+SELECT col_default_is('queue', 'job', 'id', 'nextval(''queue.job_id_seq''::regclass)',
+                      'queue.job.id defaults to nextval(queue.job_id_seq)');
+SELECT col_default_is('queue', 'job', 'errors', '[]', 'queue.job.errors defaults to []');
+
+-- the claim index: (queue_id, priority DESC, run_at, id)
+SELECT has_index('queue', 'job', 'job_claim_idx',
+                 ARRAY['queue_id', 'priority', 'run_at', 'id']);
+SELECT is(pg_get_indexdef('queue.job_claim_idx'::regclass),
+          'CREATE INDEX job_claim_idx ON queue.job USING btree (queue_id, priority DESC, run_at, id)',
+          'job_claim_idx orders priority descending');
+SELECT isnt((SELECT indisunique FROM pg_index WHERE indexrelid = 'queue.job_claim_idx'::regclass),
+            true, 'job_claim_idx is not unique');
+-- the lease index: running jobs by run_at (the lease expiry)
+SELECT has_index('queue', 'job', 'job_lease_idx', ARRAY['run_at']);
+SELECT is(pg_get_expr(indpred, indrelid), '(state = ''running''::text)',
+          'job_lease_idx is partial: WHERE state = ''running''')
+  FROM pg_index WHERE indexrelid = 'queue.job_lease_idx'::regclass;
+-- the deduplication index: unique per queue among live jobs with a key
+SELECT has_index('queue', 'job', 'job_dedup_idx', ARRAY['queue_id', 'dedup_key']);
+SELECT index_is_unique('queue', 'job', 'job_dedup_idx');
+SELECT is(pg_get_expr(indpred, indrelid), '(dedup_key IS NOT NULL)',
+          'job_dedup_idx is partial: WHERE dedup_key IS NOT NULL')
+  FROM pg_index WHERE indexrelid = 'queue.job_dedup_idx'::regclass;
+SELECT is(pg_get_indexdef('queue.job_dedup_idx'::regclass),
+          'CREATE UNIQUE INDEX job_dedup_idx ON queue.job USING btree (queue_id, dedup_key) WHERE (dedup_key IS NOT NULL)',
+          'job_dedup_idx definition');
+
+-- ----------------------------------------------------------------------
+-- queue.job_archive
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'job_archive', ARRAY[
+    'id', 'queue_id', 'state', 'priority', 'attempts', 'max_attempts', 'retry_policy',
+    'payload', 'headers', 'dedup_key', 'worker', 'result', 'errors', 'created_at',
+    'finished_at']);
+SELECT col_type_is('queue', 'job_archive', 'id', 'bigint', 'queue.job_archive.id is bigint');
+SELECT col_type_is('queue', 'job_archive', 'queue_id', 'integer', 'queue.job_archive.queue_id is integer');
+SELECT col_type_is('queue', 'job_archive', 'state', 'text', 'queue.job_archive.state is text');
+SELECT col_type_is('queue', 'job_archive', 'priority', 'integer', 'queue.job_archive.priority is integer');
+SELECT col_type_is('queue', 'job_archive', 'attempts', 'integer', 'queue.job_archive.attempts is integer');
+SELECT col_type_is('queue', 'job_archive', 'max_attempts', 'integer', 'queue.job_archive.max_attempts is integer');
+SELECT col_type_is('queue', 'job_archive', 'retry_policy', 'jsonb', 'queue.job_archive.retry_policy is jsonb');
+SELECT col_type_is('queue', 'job_archive', 'payload', 'jsonb', 'queue.job_archive.payload is jsonb');
+SELECT col_type_is('queue', 'job_archive', 'headers', 'jsonb', 'queue.job_archive.headers is jsonb');
+SELECT col_type_is('queue', 'job_archive', 'dedup_key', 'text', 'queue.job_archive.dedup_key is text');
+SELECT col_type_is('queue', 'job_archive', 'worker', 'text', 'queue.job_archive.worker is text');
+SELECT col_type_is('queue', 'job_archive', 'result', 'jsonb', 'queue.job_archive.result is jsonb');
+SELECT col_type_is('queue', 'job_archive', 'errors', 'jsonb', 'queue.job_archive.errors is jsonb');
+SELECT col_type_is('queue', 'job_archive', 'created_at', 'timestamp with time zone', 'queue.job_archive.created_at is timestamp with time zone');
+SELECT col_type_is('queue', 'job_archive', 'finished_at', 'timestamp with time zone', 'queue.job_archive.finished_at is timestamp with time zone');
+SELECT col_not_null('queue', 'job_archive', c, 'queue.job_archive.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'queue_id', 'state', 'priority', 'attempts', 'max_attempts',
+                    'payload', 'errors', 'created_at', 'finished_at']::name[]) c;
+SELECT has_pk('queue', 'job_archive', 'queue.job_archive has a primary key');
+SELECT col_is_pk('queue', 'job_archive', 'id', 'queue.job_archive.id is the primary key');
+SELECT col_hasnt_default('queue', 'job_archive', 'id',
+                         'queue.job_archive.id has no default (ids come from queue.job)');
+SELECT has_index('queue', 'job_archive', 'job_archive_queue_state_idx',
+                 ARRAY['queue_id', 'state', 'id']);
+SELECT isnt((SELECT indisunique FROM pg_index
+              WHERE indexrelid = 'queue.job_archive_queue_state_idx'::regclass),
+            true, 'job_archive_queue_state_idx is not unique');
+SELECT is((SELECT indpred FROM pg_index
+            WHERE indexrelid = 'queue.job_archive_queue_state_idx'::regclass)::text,
+          NULL, 'job_archive_queue_state_idx is not partial');
+
+-- ----------------------------------------------------------------------
+-- queue.access_grant (which levels grant_access gave to which roles, by OID)
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'access_grant', ARRAY['role_oid', 'access']);
+SELECT col_type_is('queue', 'access_grant', 'role_oid', 'oid', 'queue.access_grant.role_oid is oid');
+SELECT col_type_is('queue', 'access_grant', 'access', 'text', 'queue.access_grant.access is text');
+SELECT col_not_null('queue', 'access_grant', c, 'queue.access_grant.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['role_oid', 'access']::name[]) c;
+SELECT has_pk('queue', 'access_grant', 'queue.access_grant has a primary key');
+SELECT col_is_pk('queue', 'access_grant', ARRAY['role_oid', 'access'],
+                 'queue.access_grant''s primary key is (role_oid, access)');
+
+-- ----------------------------------------------------------------------
+-- CHECK constraints, by name and definition
+-- ----------------------------------------------------------------------
+SELECT has_check('queue', 'queue', 'queue.queue has CHECK constraints');
+SELECT has_check('queue', 'job', 'queue.job has CHECK constraints');
+SELECT has_check('queue', 'job_archive', 'queue.job_archive has CHECK constraints');
+SELECT has_check('queue', 'access_grant', 'queue.access_grant has CHECK constraints');
+SELECT set_eq(
+    $$SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid)
+        FROM pg_constraint
+       WHERE connamespace = 'queue'::regnamespace AND contype = 'c'$$,
+    $$VALUES
+        ('queue.queue', 'queue_max_attempts_check', 'CHECK ((max_attempts >= 1))'),
+        ('queue.queue', 'queue_lease_timeout_check', 'CHECK ((lease_timeout > ''00:00:00''::interval))'),
+        ('queue.queue', 'queue_retention_check', 'CHECK ((retention >= ''00:00:00''::interval))'),
+        ('queue.queue', 'queue_dead_retention_check', 'CHECK ((dead_retention >= ''00:00:00''::interval))'),
+        ('queue.job', 'job_state_check', 'CHECK ((state = ANY (ARRAY[''pending''::text, ''running''::text])))'),
+        ('queue.job', 'job_lease_check', 'CHECK (((state = ''running''::text) = (lease_token IS NOT NULL)))'),
+        ('queue.job_archive', 'job_archive_state_check', 'CHECK ((state = ANY (ARRAY[''completed''::text, ''dead''::text, ''cancelled''::text])))'),
+        ('queue.access_grant', 'access_grant_access_check', 'CHECK ((access = ANY (ARRAY[''producer''::text, ''consumer''::text, ''monitor''::text, ''admin''::text])))')$$,
+    'the CHECK constraints are exactly these');
+SELECT set_eq(
+    $$SELECT conrelid::regclass::text, conname::text, contype::text
+        FROM pg_constraint
+       WHERE connamespace = 'queue'::regnamespace AND contype <> 'c'$$,
+    $$VALUES ('queue.queue', 'queue_pkey', 'p'), ('queue.queue', 'queue_name_key', 'u'),
+             ('queue.job', 'job_pkey', 'p'), ('queue.job_archive', 'job_archive_pkey', 'p'),
+             ('queue.access_grant', 'access_grant_pkey', 'p')$$,
+    'the other constraints are the primary keys and the unique queue name');
+
+-- The CHECKs hold (each violation is 23514).
+SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
+                                            retention, dead_retention)
+                   VALUES ('chk', 0, '{}', '1s', '1s', '1s')$$,
+                 '23514', NULL, 'queue_max_attempts_check rejects max_attempts 0');
+SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
+                                            retention, dead_retention)
+                   VALUES ('chk', 1, '{}', '0s', '1s', '1s')$$,
+                 '23514', NULL, 'queue_lease_timeout_check rejects a zero lease_timeout');
+SELECT throws_ok($$INSERT INTO queue.job (queue_id, state, run_at, max_attempts, payload)
+                   VALUES (1, 'done', now(), 1, '{}')$$,
+                 '23514', NULL, 'job_state_check rejects an unknown state');
+SELECT throws_ok($$INSERT INTO queue.job (queue_id, state, run_at, max_attempts, payload)
+                   VALUES (1, 'running', now(), 1, '{}')$$,
+                 '23514', NULL, 'job_lease_check rejects a running job without a lease token');
+SELECT throws_ok($$INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts,
+                                                  max_attempts, payload, errors, created_at,
+                                                  finished_at)
+                   VALUES (1, 1, 'running', 0, 0, 1, '{}', '[]', now(), now())$$,
+                 '23514', NULL, 'job_archive_state_check rejects a live state');
+SELECT throws_ok($$INSERT INTO queue.access_grant VALUES (10, 'root')$$,
+                 '23514', NULL, 'access_grant_access_check rejects an unknown level');
+
+-- ----------------------------------------------------------------------
+-- The view queue.jobs
+-- ----------------------------------------------------------------------
+SELECT has_view('queue', 'jobs', 'view queue.jobs exists');
+SELECT columns_are('queue', 'jobs', ARRAY[
+    'id', 'queue', 'state', 'priority', 'attempts', 'max_attempts', 'run_at',
+    'lease_expires_at', 'worker', 'payload', 'headers', 'dedup_key', 'retry_policy',
+    'result', 'errors', 'last_error', 'created_at', 'claimed_at', 'finished_at']);
+SELECT col_type_is('queue', 'jobs', 'id', 'bigint', 'queue.jobs.id is bigint');
+SELECT col_type_is('queue', 'jobs', 'queue', 'text', 'queue.jobs.queue is text');
+SELECT col_type_is('queue', 'jobs', 'state', 'text', 'queue.jobs.state is text');
+SELECT col_type_is('queue', 'jobs', 'run_at', 'timestamp with time zone', 'queue.jobs.run_at is timestamp with time zone');
+SELECT col_type_is('queue', 'jobs', 'lease_expires_at', 'timestamp with time zone', 'queue.jobs.lease_expires_at is timestamp with time zone');
+SELECT col_type_is('queue', 'jobs', 'payload', 'jsonb', 'queue.jobs.payload is jsonb');
+SELECT col_type_is('queue', 'jobs', 'result', 'jsonb', 'queue.jobs.result is jsonb');
+SELECT col_type_is('queue', 'jobs', 'last_error', 'text', 'queue.jobs.last_error is text');
+SELECT col_type_is('queue', 'jobs', 'finished_at', 'timestamp with time zone', 'queue.jobs.finished_at is timestamp with time zone');
+
+-- ----------------------------------------------------------------------
+-- Sequences
+-- ----------------------------------------------------------------------
+SELECT has_sequence('queue', 'queue_id_seq', 'sequence queue.queue_id_seq exists');
+SELECT has_sequence('queue', 'job_id_seq', 'sequence queue.job_id_seq exists');
+SELECT is((SELECT format_type(seqtypid, NULL) FROM pg_sequence
+            WHERE seqrelid = 'queue.queue_id_seq'::regclass),
+          'integer', 'queue.queue_id_seq is an integer sequence');
+SELECT is((SELECT format_type(seqtypid, NULL) FROM pg_sequence
+            WHERE seqrelid = 'queue.job_id_seq'::regclass),
+          'bigint', 'queue.job_id_seq is a bigint sequence');
+SELECT is(pg_get_serial_sequence('queue.queue', 'id'), 'queue.queue_id_seq',
+          'queue.queue_id_seq is owned by queue.queue.id');
+SELECT is(pg_get_serial_sequence('queue.job', 'id'), 'queue.job_id_seq',
+          'queue.job_id_seq is owned by queue.job.id');
+
+-- ----------------------------------------------------------------------
+-- pg_dump keeps users' data: the tables and sequences are config relations
+-- (not queue.access_grant: role OIDs do not survive a dump and restore)
+-- ----------------------------------------------------------------------
+SELECT set_eq(
+    $$SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c
+       WHERE e.extname = 'queue'$$,
+    ARRAY['queue.queue', 'queue.queue_id_seq', 'queue.job', 'queue.job_id_seq',
+          'queue.job_archive'],
+    'extconfig registers queue, job, job_archive and both sequences for pg_dump');
+SELECT is((SELECT array_length(extconfig, 1) = array_length(extcondition, 1)
+             AND (SELECT bool_and(cond = '') FROM unnest(extcondition) cond)
+             FROM pg_extension WHERE extname = 'queue'),
+          true, 'every config relation is dumped whole (empty condition)');
+SELECT is((SELECT count(*)::int FROM pg_depend d
+            WHERE d.refclassid = 'pg_extension'::regclass
+              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'queue')
+              AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+              AND d.objid IN ('queue.queue'::regclass, 'queue.job'::regclass,
+                              'queue.job_archive'::regclass, 'queue.access_grant'::regclass,
+                              'queue.jobs'::regclass,
+                              'queue.queue_id_seq'::regclass, 'queue.job_id_seq'::regclass)),
+          7, 'the tables, the view and the sequences belong to the extension');
+
+SELECT * FROM finish();
+ROLLBACK;

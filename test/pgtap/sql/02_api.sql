@@ -1,0 +1,438 @@
+-- pgTAP: the API surface of the queue extension: every function with its
+-- exact signature and result, which ones are SECURITY DEFINER, that every
+-- one of those pins search_path, and that nothing is granted to PUBLIC.
+\set ECHO none
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+\set ON_ERROR_ROLLBACK 1
+\set ON_ERROR_STOP true
+SET client_min_messages = warning;
+-- pg_regress sets IntervalStyle postgres_verbose; the texts below use postgres
+SET IntervalStyle = postgres;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS queue;
+
+BEGIN;
+SELECT plan(134);
+
+-- ----------------------------------------------------------------------
+-- Every function, by name, and nothing else
+-- ----------------------------------------------------------------------
+SELECT functions_are('queue', ARRAY[
+    '_access_functions',
+    '_access_objects',
+    '_check_name',
+    '_check_retry_policy',
+    '_check_settings',
+    '_lock_idle_job',
+    '_lock_queue_name',
+    '_queue_id',
+    '_redrive',
+    'alter_queue',
+    'backoff_delay',
+    'cancel_job',
+    'claim',
+    'complete',
+    'complete_many',
+    'create_queue',
+    'delete_job',
+    'drop_queue',
+    'enqueue',
+    'enqueue_many',
+    'expire_leases',
+    'extend',
+    'fail',
+    'fail_many',
+    'get_job',
+    'grant_access',
+    'list_dead',
+    'list_jobs',
+    'list_queues',
+    'pause_queue',
+    'prune',
+    'purge_queue',
+    'redrive',
+    'release',
+    'reschedule_job',
+    'resume_queue',
+    'revoke_access']);
+SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
+          38, 'schema queue has 38 functions (redrive is overloaded)');
+SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
+                   WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
+                'schema queue has no procedures, aggregates or window functions');
+
+-- ----------------------------------------------------------------------
+-- Each function: argument types and result type
+-- ----------------------------------------------------------------------
+SELECT has_function('queue', 'alter_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval']::name[], 'function queue.alter_queue(text, integer, jsonb, interval, interval, interval) exists');
+SELECT function_returns('queue', 'alter_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval']::name[], 'void', 'queue.alter_queue(text, integer, jsonb, interval, interval, interval) returns void');
+SELECT has_function('queue', 'backoff_delay', ARRAY['jsonb', 'integer', 'interval']::name[], 'function queue.backoff_delay(jsonb, integer, interval) exists');
+SELECT function_returns('queue', 'backoff_delay', ARRAY['jsonb', 'integer', 'interval']::name[], 'interval', 'queue.backoff_delay(jsonb, integer, interval) returns interval');
+SELECT has_function('queue', 'cancel_job', ARRAY['bigint']::name[], 'function queue.cancel_job(bigint) exists');
+SELECT function_returns('queue', 'cancel_job', ARRAY['bigint']::name[], 'void', 'queue.cancel_job(bigint) returns void');
+SELECT has_function('queue', 'claim', ARRAY['text', 'text', 'integer', 'interval']::name[], 'function queue.claim(text, text, integer, interval) exists');
+SELECT function_returns('queue', 'claim', ARRAY['text', 'text', 'integer', 'interval']::name[], 'setof record', 'queue.claim(text, text, integer, interval) returns setof record');
+SELECT has_function('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[], 'function queue.complete(bigint, uuid, jsonb) exists');
+SELECT function_returns('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[], 'void', 'queue.complete(bigint, uuid, jsonb) returns void');
+SELECT has_function('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'function queue.complete_many(bigint[], uuid[], jsonb[]) exists');
+SELECT function_returns('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'integer', 'queue.complete_many(bigint[], uuid[], jsonb[]) returns integer');
+SELECT has_function('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[], 'function queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean) exists');
+SELECT function_returns('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[], 'integer', 'queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean) returns integer');
+SELECT has_function('queue', 'delete_job', ARRAY['bigint']::name[], 'function queue.delete_job(bigint) exists');
+SELECT function_returns('queue', 'delete_job', ARRAY['bigint']::name[], 'void', 'queue.delete_job(bigint) returns void');
+SELECT has_function('queue', 'drop_queue', ARRAY['text', 'boolean']::name[], 'function queue.drop_queue(text, boolean) exists');
+SELECT function_returns('queue', 'drop_queue', ARRAY['text', 'boolean']::name[], 'void', 'queue.drop_queue(text, boolean) returns void');
+SELECT has_function('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb']::name[], 'function queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb) exists');
+SELECT function_returns('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb']::name[], 'bigint', 'queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb) returns bigint');
+SELECT has_function('queue', 'enqueue_many', ARRAY['text', 'jsonb']::name[], 'function queue.enqueue_many(text, jsonb) exists');
+SELECT function_returns('queue', 'enqueue_many', ARRAY['text', 'jsonb']::name[], 'setof bigint', 'queue.enqueue_many(text, jsonb) returns setof bigint');
+SELECT has_function('queue', 'expire_leases', ARRAY['integer']::name[], 'function queue.expire_leases(integer) exists');
+SELECT function_returns('queue', 'expire_leases', ARRAY['integer']::name[], 'bigint', 'queue.expire_leases(integer) returns bigint');
+SELECT has_function('queue', 'extend', ARRAY['bigint', 'uuid', 'interval']::name[], 'function queue.extend(bigint, uuid, interval) exists');
+SELECT function_returns('queue', 'extend', ARRAY['bigint', 'uuid', 'interval']::name[], 'timestamp with time zone', 'queue.extend(bigint, uuid, interval) returns timestamp with time zone');
+SELECT has_function('queue', 'fail', ARRAY['bigint', 'uuid', 'text', 'boolean', 'interval']::name[], 'function queue.fail(bigint, uuid, text, boolean, interval) exists');
+SELECT function_returns('queue', 'fail', ARRAY['bigint', 'uuid', 'text', 'boolean', 'interval']::name[], 'text', 'queue.fail(bigint, uuid, text, boolean, interval) returns text');
+SELECT has_function('queue', 'fail_many', ARRAY['bigint[]', 'uuid[]', 'text[]', 'boolean', 'interval']::name[], 'function queue.fail_many(bigint[], uuid[], text[], boolean, interval) exists');
+SELECT function_returns('queue', 'fail_many', ARRAY['bigint[]', 'uuid[]', 'text[]', 'boolean', 'interval']::name[], 'setof record', 'queue.fail_many(bigint[], uuid[], text[], boolean, interval) returns setof record');
+SELECT has_function('queue', 'get_job', ARRAY['bigint']::name[], 'function queue.get_job(bigint) exists');
+SELECT function_returns('queue', 'get_job', ARRAY['bigint']::name[], 'setof queue.jobs', 'queue.get_job(bigint) returns setof queue.jobs');
+SELECT has_function('queue', 'grant_access', ARRAY['regrole', 'text']::name[], 'function queue.grant_access(regrole, text) exists');
+SELECT function_returns('queue', 'grant_access', ARRAY['regrole', 'text']::name[], 'void', 'queue.grant_access(regrole, text) returns void');
+SELECT has_function('queue', 'list_dead', ARRAY['text', 'integer', 'bigint']::name[], 'function queue.list_dead(text, integer, bigint) exists');
+SELECT function_returns('queue', 'list_dead', ARRAY['text', 'integer', 'bigint']::name[], 'setof queue.jobs', 'queue.list_dead(text, integer, bigint) returns setof queue.jobs');
+SELECT has_function('queue', 'list_jobs', ARRAY['text', 'text', 'integer', 'bigint']::name[], 'function queue.list_jobs(text, text, integer, bigint) exists');
+SELECT function_returns('queue', 'list_jobs', ARRAY['text', 'text', 'integer', 'bigint']::name[], 'setof queue.jobs', 'queue.list_jobs(text, text, integer, bigint) returns setof queue.jobs');
+SELECT has_function('queue', 'list_queues', ARRAY[]::name[], 'function queue.list_queues() exists');
+SELECT function_returns('queue', 'list_queues', ARRAY[]::name[], 'setof record', 'queue.list_queues() returns setof record');
+SELECT has_function('queue', 'pause_queue', ARRAY['text']::name[], 'function queue.pause_queue(text) exists');
+SELECT function_returns('queue', 'pause_queue', ARRAY['text']::name[], 'void', 'queue.pause_queue(text) returns void');
+SELECT has_function('queue', 'prune', ARRAY['integer']::name[], 'function queue.prune(integer) exists');
+SELECT function_returns('queue', 'prune', ARRAY['integer']::name[], 'bigint', 'queue.prune(integer) returns bigint');
+SELECT has_function('queue', 'purge_queue', ARRAY['text']::name[], 'function queue.purge_queue(text) exists');
+SELECT function_returns('queue', 'purge_queue', ARRAY['text']::name[], 'bigint', 'queue.purge_queue(text) returns bigint');
+SELECT has_function('queue', 'redrive', ARRAY['bigint']::name[], 'function queue.redrive(bigint) exists');
+SELECT function_returns('queue', 'redrive', ARRAY['bigint']::name[], 'void', 'queue.redrive(bigint) returns void');
+SELECT has_function('queue', 'redrive', ARRAY['text', 'bigint[]']::name[], 'function queue.redrive(text, bigint[]) exists');
+SELECT function_returns('queue', 'redrive', ARRAY['text', 'bigint[]']::name[], 'bigint', 'queue.redrive(text, bigint[]) returns bigint');
+SELECT has_function('queue', 'release', ARRAY['bigint', 'uuid', 'interval']::name[], 'function queue.release(bigint, uuid, interval) exists');
+SELECT function_returns('queue', 'release', ARRAY['bigint', 'uuid', 'interval']::name[], 'void', 'queue.release(bigint, uuid, interval) returns void');
+SELECT has_function('queue', 'reschedule_job', ARRAY['bigint', 'timestamp with time zone']::name[], 'function queue.reschedule_job(bigint, timestamp with time zone) exists');
+SELECT function_returns('queue', 'reschedule_job', ARRAY['bigint', 'timestamp with time zone']::name[], 'void', 'queue.reschedule_job(bigint, timestamp with time zone) returns void');
+SELECT has_function('queue', 'resume_queue', ARRAY['text']::name[], 'function queue.resume_queue(text) exists');
+SELECT function_returns('queue', 'resume_queue', ARRAY['text']::name[], 'void', 'queue.resume_queue(text) returns void');
+SELECT has_function('queue', 'revoke_access', ARRAY['regrole', 'text']::name[], 'function queue.revoke_access(regrole, text) exists');
+SELECT function_returns('queue', 'revoke_access', ARRAY['regrole', 'text']::name[], 'void', 'queue.revoke_access(regrole, text) returns void');
+SELECT has_function('queue', '_access_functions', ARRAY['text']::name[], 'function queue._access_functions(text) exists');
+SELECT function_returns('queue', '_access_functions', ARRAY['text']::name[], 'setof regprocedure', 'queue._access_functions(text) returns setof regprocedure');
+SELECT has_function('queue', '_access_objects', ARRAY['text']::name[], 'function queue._access_objects(text) exists');
+SELECT function_returns('queue', '_access_objects', ARRAY['text']::name[], 'setof text', 'queue._access_objects(text) returns setof text');
+SELECT has_function('queue', '_check_name', ARRAY['text', 'text']::name[], 'function queue._check_name(text, text) exists');
+SELECT function_returns('queue', '_check_name', ARRAY['text', 'text']::name[], 'text', 'queue._check_name(text, text) returns text');
+SELECT has_function('queue', '_check_retry_policy', ARRAY['jsonb', 'boolean']::name[], 'function queue._check_retry_policy(jsonb, boolean) exists');
+SELECT function_returns('queue', '_check_retry_policy', ARRAY['jsonb', 'boolean']::name[], 'jsonb', 'queue._check_retry_policy(jsonb, boolean) returns jsonb');
+SELECT has_function('queue', '_check_settings', ARRAY['integer', 'interval', 'interval', 'interval']::name[], 'function queue._check_settings(integer, interval, interval, interval) exists');
+SELECT function_returns('queue', '_check_settings', ARRAY['integer', 'interval', 'interval', 'interval']::name[], 'void', 'queue._check_settings(integer, interval, interval, interval) returns void');
+SELECT has_function('queue', '_lock_idle_job', ARRAY['bigint', 'text']::name[], 'function queue._lock_idle_job(bigint, text) exists');
+SELECT function_returns('queue', '_lock_idle_job', ARRAY['bigint', 'text']::name[], 'queue.job', 'queue._lock_idle_job(bigint, text) returns queue.job');
+SELECT has_function('queue', '_lock_queue_name', ARRAY['text']::name[], 'function queue._lock_queue_name(text) exists');
+SELECT function_returns('queue', '_lock_queue_name', ARRAY['text']::name[], 'void', 'queue._lock_queue_name(text) returns void');
+SELECT has_function('queue', '_queue_id', ARRAY['text']::name[], 'function queue._queue_id(text) exists');
+SELECT function_returns('queue', '_queue_id', ARRAY['text']::name[], 'integer', 'queue._queue_id(text) returns integer');
+SELECT has_function('queue', '_redrive', ARRAY['bigint[]']::name[], 'function queue._redrive(bigint[]) exists');
+SELECT function_returns('queue', '_redrive', ARRAY['bigint[]']::name[], 'bigint', 'queue._redrive(bigint[]) returns bigint');
+
+-- The exact signatures as a caller sees them: argument names, defaults and
+-- the TABLE columns.
+SELECT set_eq(
+    $$SELECT p.proname::text, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid)
+        FROM pg_proc p WHERE p.pronamespace = 'queue'::regnamespace$$,
+    $$VALUES
+        ('alter_queue',
+         'name text, max_attempts integer DEFAULT NULL::integer, retry_policy jsonb DEFAULT NULL::jsonb, lease_timeout interval DEFAULT NULL::interval, retention interval DEFAULT NULL::interval, dead_retention interval DEFAULT NULL::interval',
+         'void'),
+        ('backoff_delay',
+         'retry_policy jsonb, attempt integer, previous_delay interval DEFAULT NULL::interval',
+         'interval'),
+        ('cancel_job',
+         'job_id bigint',
+         'void'),
+        ('claim',
+         'queue text, worker text, batch_size integer DEFAULT 1, lease interval DEFAULT NULL::interval',
+         'TABLE(job_id bigint, lease_token uuid, payload jsonb, headers jsonb, attempt integer, max_attempts integer, priority integer, dedup_key text, enqueued_at timestamp with time zone, lease_expires_at timestamp with time zone)'),
+        ('complete',
+         'job_id bigint, lease_token uuid, result jsonb DEFAULT NULL::jsonb',
+         'void'),
+        ('complete_many',
+         'job_ids bigint[], lease_tokens uuid[], results jsonb[] DEFAULT NULL::jsonb[]',
+         'integer'),
+        ('create_queue',
+         'name text, max_attempts integer DEFAULT 5, retry_policy jsonb DEFAULT ''{}''::jsonb, lease_timeout interval DEFAULT ''00:00:30''::interval, retention interval DEFAULT ''1 day''::interval, dead_retention interval DEFAULT ''30 days''::interval, if_not_exists boolean DEFAULT false',
+         'integer'),
+        ('delete_job',
+         'job_id bigint',
+         'void'),
+        ('drop_queue',
+         'name text, force boolean DEFAULT false',
+         'void'),
+        ('enqueue',
+         'queue text, payload jsonb, headers jsonb DEFAULT NULL::jsonb, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay interval DEFAULT NULL::interval, priority integer DEFAULT 0, dedup_key text DEFAULT NULL::text, max_attempts integer DEFAULT NULL::integer, retry_policy jsonb DEFAULT NULL::jsonb',
+         'bigint'),
+        ('enqueue_many',
+         'queue text, jobs jsonb',
+         'SETOF bigint'),
+        ('expire_leases',
+         'batch_size integer DEFAULT 1000',
+         'bigint'),
+        ('extend',
+         'job_id bigint, lease_token uuid, lease interval DEFAULT NULL::interval',
+         'timestamp with time zone'),
+        ('fail',
+         'job_id bigint, lease_token uuid, error text, permanent boolean DEFAULT false, retry_delay interval DEFAULT NULL::interval',
+         'text'),
+        ('fail_many',
+         'job_ids bigint[], lease_tokens uuid[], errors text[], permanent boolean DEFAULT false, retry_delay interval DEFAULT NULL::interval',
+         'TABLE(job_id bigint, state text)'),
+        ('get_job',
+         'job_id bigint',
+         'SETOF queue.jobs'),
+        ('grant_access',
+         'role_name regrole, access text',
+         'void'),
+        ('list_dead',
+         'queue text, page_size integer DEFAULT 100, after_id bigint DEFAULT 0',
+         'SETOF queue.jobs'),
+        ('list_jobs',
+         'queue text, state text DEFAULT NULL::text, page_size integer DEFAULT 100, after_id bigint DEFAULT 0',
+         'SETOF queue.jobs'),
+        ('list_queues',
+         '',
+         'TABLE(name text, max_attempts integer, retry_policy jsonb, lease_timeout interval, retention interval, dead_retention interval, paused boolean, created_at timestamp with time zone, updated_at timestamp with time zone)'),
+        ('pause_queue',
+         'name text',
+         'void'),
+        ('prune',
+         'batch_size integer DEFAULT 10000',
+         'bigint'),
+        ('purge_queue',
+         'name text',
+         'bigint'),
+        ('redrive',
+         'job_id bigint',
+         'void'),
+        ('redrive',
+         'queue text, job_ids bigint[] DEFAULT NULL::bigint[]',
+         'bigint'),
+        ('release',
+         'job_id bigint, lease_token uuid, delay interval DEFAULT NULL::interval',
+         'void'),
+        ('reschedule_job',
+         'job_id bigint, run_at timestamp with time zone',
+         'void'),
+        ('resume_queue',
+         'name text',
+         'void'),
+        ('revoke_access',
+         'role_name regrole, access text',
+         'void'),
+        ('_access_functions',
+         'access text',
+         'SETOF regprocedure'),
+        ('_access_objects',
+         'access text',
+         'SETOF text'),
+        ('_check_name',
+         'name text, what text DEFAULT ''queue''::text',
+         'text'),
+        ('_check_retry_policy',
+         'policy jsonb, complete boolean DEFAULT true',
+         'jsonb'),
+        ('_check_settings',
+         'max_attempts integer, lease_timeout interval, retention interval, dead_retention interval',
+         'void'),
+        ('_lock_idle_job',
+         'job_id bigint, action text',
+         'queue.job'),
+        ('_lock_queue_name',
+         'name text',
+         'void'),
+        ('_queue_id',
+         'queue_name text',
+         'integer'),
+        ('_redrive',
+         'ids bigint[]',
+         'bigint')
+    $$,
+    'every function has exactly the documented argument names, defaults and result');
+
+-- ----------------------------------------------------------------------
+-- SECURITY DEFINER: every function that touches the tables on behalf of a
+-- caller; not the internal helpers (only called from the definer
+-- functions), not backoff_delay (pure computation), and never
+-- grant_access/revoke_access (they must run with the caller's rights).
+-- ----------------------------------------------------------------------
+SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, array_to_string(a, ', ')))
+  FROM (VALUES ('alter_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval']::name[]),
+       ('cancel_job', ARRAY['bigint']::name[]),
+       ('claim', ARRAY['text', 'text', 'integer', 'interval']::name[]),
+       ('complete', ARRAY['bigint', 'uuid', 'jsonb']::name[]),
+       ('complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[]),
+       ('create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[]),
+       ('delete_job', ARRAY['bigint']::name[]),
+       ('drop_queue', ARRAY['text', 'boolean']::name[]),
+       ('enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb']::name[]),
+       ('enqueue_many', ARRAY['text', 'jsonb']::name[]),
+       ('expire_leases', ARRAY['integer']::name[]),
+       ('extend', ARRAY['bigint', 'uuid', 'interval']::name[]),
+       ('fail', ARRAY['bigint', 'uuid', 'text', 'boolean', 'interval']::name[]),
+       ('fail_many', ARRAY['bigint[]', 'uuid[]', 'text[]', 'boolean', 'interval']::name[]),
+       ('get_job', ARRAY['bigint']::name[]),
+       ('list_dead', ARRAY['text', 'integer', 'bigint']::name[]),
+       ('list_jobs', ARRAY['text', 'text', 'integer', 'bigint']::name[]),
+       ('list_queues', ARRAY[]::name[]),
+       ('pause_queue', ARRAY['text']::name[]),
+       ('prune', ARRAY['integer']::name[]),
+       ('purge_queue', ARRAY['text']::name[]),
+       ('redrive', ARRAY['bigint']::name[]),
+       ('redrive', ARRAY['text', 'bigint[]']::name[]),
+       ('release', ARRAY['bigint', 'uuid', 'interval']::name[]),
+       ('reschedule_job', ARRAY['bigint', 'timestamp with time zone']::name[]),
+       ('resume_queue', ARRAY['text']::name[])) v(f, a);
+SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER', f, array_to_string(a, ', ')))
+  FROM (VALUES ('backoff_delay', ARRAY['jsonb', 'integer', 'interval']::name[]),
+       ('grant_access', ARRAY['regrole', 'text']::name[]),
+       ('revoke_access', ARRAY['regrole', 'text']::name[]),
+       ('_access_functions', ARRAY['text']::name[]),
+       ('_access_objects', ARRAY['text']::name[]),
+       ('_check_name', ARRAY['text', 'text']::name[]),
+       ('_check_retry_policy', ARRAY['jsonb', 'boolean']::name[]),
+       ('_check_settings', ARRAY['integer', 'interval', 'interval', 'interval']::name[]),
+       ('_lock_idle_job', ARRAY['bigint', 'text']::name[]),
+       ('_lock_queue_name', ARRAY['text']::name[]),
+       ('_queue_id', ARRAY['text']::name[]),
+       ('_redrive', ARRAY['bigint[]']::name[])) v(f, a);
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef$$,
+    ARRAY['queue.alter_queue(text,integer,jsonb,interval,interval,interval)',
+          'queue.cancel_job(bigint)',
+          'queue.claim(text,text,integer,interval)',
+          'queue.complete(bigint,uuid,jsonb)',
+          'queue.complete_many(bigint[],uuid[],jsonb[])',
+          'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)',
+          'queue.delete_job(bigint)',
+          'queue.drop_queue(text,boolean)',
+          'queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+          'queue.enqueue_many(text,jsonb)',
+          'queue.expire_leases(integer)',
+          'queue.extend(bigint,uuid,interval)',
+          'queue.fail(bigint,uuid,text,boolean,interval)',
+          'queue.fail_many(bigint[],uuid[],text[],boolean,interval)',
+          'queue.get_job(bigint)',
+          'queue.list_dead(text,integer,bigint)',
+          'queue.list_jobs(text,text,integer,bigint)',
+          'queue.list_queues()',
+          'queue.pause_queue(text)',
+          'queue.prune(integer)',
+          'queue.purge_queue(text)',
+          'queue.redrive(bigint)',
+          'queue.redrive(text,bigint[])',
+          'queue.release(bigint,uuid,interval)',
+          'queue.reschedule_job(bigint,timestamp with time zone)',
+          'queue.resume_queue(text)'],
+    'the SECURITY DEFINER functions are exactly these');
+
+-- ----------------------------------------------------------------------
+-- Pinned search_path
+-- ----------------------------------------------------------------------
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, p.proconfig FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef
+         AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']$$,
+    'every SECURITY DEFINER function has exactly SET search_path = pg_catalog, pg_temp');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, p.proconfig FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef
+         AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c
+                          WHERE c LIKE 'search_path=%')$$,
+    'no SECURITY DEFINER function runs with the caller''s search_path');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
+         AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']$$,
+    'every SQL and PL/pgSQL function (definer or not) pins search_path too');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
+         AND NOT (l.lanname = 'c' AND p.proname LIKE '\_%' AND NOT p.prosecdef)$$,
+    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name: no SQL) may leave search_path alone');
+
+-- ----------------------------------------------------------------------
+-- Nothing for PUBLIC
+-- ----------------------------------------------------------------------
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace AND p.proacl IS NULL$$,
+    'no function has the default ACL (which lets PUBLIC execute)');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, a.privilege_type
+        FROM pg_proc p, aclexplode(p.proacl) a
+       WHERE p.pronamespace = 'queue'::regnamespace AND a.grantee = 0$$,
+    'no function is executable by PUBLIC');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, a.grantee::regrole, a.privilege_type
+        FROM pg_proc p, aclexplode(p.proacl) a
+       WHERE p.pronamespace = 'queue'::regnamespace AND a.grantee <> p.proowner$$,
+    'after install only the owner may execute the functions');
+SELECT is_empty(
+    $$SELECT n.nspname, a.privilege_type
+        FROM pg_namespace n, aclexplode(n.nspacl) a
+       WHERE n.nspname = 'queue' AND a.grantee <> n.nspowner$$,
+    'nobody but the owner has USAGE or CREATE on schema queue');
+SELECT is_empty(
+    $$SELECT c.oid::regclass, c.relkind, a.privilege_type
+        FROM pg_class c, aclexplode(c.relacl) a
+       WHERE c.relnamespace = 'queue'::regnamespace AND a.grantee = 0$$,
+    'PUBLIC has no privilege on any table, view or sequence');
+SELECT is_empty(
+    $$SELECT c.oid::regclass, a.grantee::regrole, a.privilege_type
+        FROM pg_class c, aclexplode(c.relacl) a
+       WHERE c.relnamespace = 'queue'::regnamespace AND a.grantee <> c.relowner$$,
+    'after install only the owner has privileges on the tables, view and sequences');
+SELECT is_empty(
+    $$SELECT c.oid::regclass, t.attname, a.privilege_type
+        FROM pg_class c JOIN pg_attribute t ON t.attrelid = c.oid, aclexplode(t.attacl) a
+       WHERE c.relnamespace = 'queue'::regnamespace$$,
+    'no column privileges on any relation of schema queue');
+
+-- The same seen through the privilege functions, for a role that was
+-- granted nothing (what it has, it has through PUBLIC).
+CREATE ROLE qt_api_nobody;
+SELECT ok(NOT has_schema_privilege('qt_api_nobody', 'queue', 'USAGE'),
+          'a role granted nothing has no USAGE on schema queue');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_api_nobody', p.oid, 'EXECUTE')$$,
+    'a role granted nothing can execute no function of schema queue');
+SELECT is_empty(
+    $$SELECT c.oid::regclass FROM pg_class c
+       WHERE c.relnamespace = 'queue'::regnamespace
+         AND CASE WHEN c.relkind IN ('r', 'v', 'p')
+                  THEN has_table_privilege('qt_api_nobody', c.oid,
+                          'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+             END$$,
+    'a role granted nothing has no privilege on the tables and the view');
+SELECT is_empty(
+    $$SELECT c.oid::regclass FROM pg_class c
+       WHERE c.relnamespace = 'queue'::regnamespace AND c.relkind = 'S'
+         AND CASE WHEN c.relkind = 'S'
+                  THEN has_sequence_privilege('qt_api_nobody', c.oid, 'USAGE, SELECT, UPDATE')
+             END$$,
+    'a role granted nothing has no privilege on the sequences');
+
+SELECT * FROM finish();
+ROLLBACK;

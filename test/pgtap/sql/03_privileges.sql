@@ -1,0 +1,693 @@
+-- pgTAP: the role recipe.  queue.grant_access/queue.revoke_access give and
+-- take the four access levels (producer, consumer, monitor, admin); each
+-- level can do exactly its part, a role granted nothing can do nothing, role
+-- names are quoted, and a caller's search_path cannot hijack the SECURITY
+-- DEFINER functions.
+--
+-- Roles are cluster-wide but CREATE ROLE is transactional: everything below
+-- is rolled back at the end.  No ON_ERROR_STOP: an unexpected error shows in
+-- the output (a difference) and the remaining tests still run.
+\set ECHO none
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+\set ON_ERROR_ROLLBACK 1
+SET client_min_messages = warning;
+-- pg_regress sets IntervalStyle postgres_verbose; the texts below use postgres
+SET IntervalStyle = postgres;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS queue;
+
+BEGIN;
+SELECT plan(187);
+
+-- ======================================================================
+-- Roles and grants
+-- ======================================================================
+CREATE ROLE qt_producer;
+CREATE ROLE qt_consumer;
+CREATE ROLE qt_monitor;
+CREATE ROLE qt_admin;
+CREATE ROLE qt_nobody;
+
+SELECT lives_ok($$SELECT queue.grant_access('qt_producer', 'producer')$$,
+                'grant_access(qt_producer, producer)');
+SELECT lives_ok($$SELECT queue.grant_access('qt_consumer', 'consumer')$$,
+                'grant_access(qt_consumer, consumer)');
+SELECT lives_ok($$SELECT queue.grant_access('qt_monitor', 'monitor')$$,
+                'grant_access(qt_monitor, monitor)');
+SELECT lives_ok($$SELECT queue.grant_access('qt_admin', 'admin')$$,
+                'grant_access(qt_admin, admin)');
+SELECT lives_ok($$SELECT queue.grant_access('qt_admin', 'admin')$$,
+                'grant_access is idempotent (granting a level twice is fine)');
+
+-- Exactly what each level holds: USAGE on the schema, EXECUTE on the
+-- level's functions, SELECT on some relations, nothing on the sequences.
+SELECT ok(has_schema_privilege(r, 'queue', 'USAGE'), r || ' has USAGE on schema queue')
+  FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin']) r;
+SELECT ok(NOT has_schema_privilege(r, 'queue', 'CREATE'), r || ' has no CREATE on schema queue')
+  FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin']) r;
+SELECT ok(NOT has_schema_privilege('qt_nobody', 'queue', 'USAGE'),
+          'qt_nobody has no USAGE on schema queue');
+
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_producer', p.oid, 'EXECUTE')$$,
+    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+          'queue.enqueue_many(text,jsonb)',
+          'queue.get_job(bigint)',
+          'queue.list_queues()'],
+    'producer may execute exactly enqueue, enqueue_many, get_job, list_queues');
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_consumer', p.oid, 'EXECUTE')$$,
+    ARRAY['queue.claim(text,text,integer,interval)',
+          'queue.complete(bigint,uuid,jsonb)',
+          'queue.complete_many(bigint[],uuid[],jsonb[])',
+          'queue.fail(bigint,uuid,text,boolean,interval)',
+          'queue.fail_many(bigint[],uuid[],text[],boolean,interval)',
+          'queue.extend(bigint,uuid,interval)',
+          'queue.release(bigint,uuid,interval)',
+          'queue.backoff_delay(jsonb,integer,interval)',
+          'queue.get_job(bigint)',
+          'queue.list_queues()'],
+    'consumer may execute exactly the lease functions, backoff_delay, get_job, list_queues');
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_monitor', p.oid, 'EXECUTE')$$,
+    ARRAY['queue.list_queues()'],
+    'monitor may execute exactly list_queues');
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_admin', p.oid, 'EXECUTE')$$,
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef
+      UNION ALL SELECT 'queue.backoff_delay(jsonb,integer,interval)'$$,
+    'admin may execute every SECURITY DEFINER function and backoff_delay');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND (p.proname LIKE '\_%' OR p.proname IN ('grant_access', 'revoke_access'))
+         AND (has_function_privilege('qt_admin', p.oid, 'EXECUTE')
+              OR has_function_privilege('qt_producer', p.oid, 'EXECUTE')
+              OR has_function_privilege('qt_consumer', p.oid, 'EXECUTE')
+              OR has_function_privilege('qt_monitor', p.oid, 'EXECUTE'))$$,
+    'no level may execute the internal helpers or grant_access/revoke_access');
+
+SELECT set_eq(
+    $$SELECT r, c.oid::regclass::text, p
+        FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin', 'qt_nobody']) r,
+             pg_class c,
+             unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES',
+                          'TRIGGER']) p
+       WHERE c.relnamespace = 'queue'::regnamespace
+         AND CASE WHEN c.relkind IN ('r', 'v') THEN has_table_privilege(r, c.oid, p) END$$,
+    $$VALUES ('qt_monitor', 'queue.queue', 'SELECT'),
+             ('qt_admin', 'queue.queue', 'SELECT'),
+             ('qt_admin', 'queue.job', 'SELECT'),
+             ('qt_admin', 'queue.job_archive', 'SELECT'),
+             ('qt_admin', 'queue.jobs', 'SELECT')$$,
+    'table privileges: monitor reads queue.queue, admin reads all, nobody writes');
+SELECT is_empty(
+    $$SELECT r, c.oid::regclass
+        FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin']) r, pg_class c
+       WHERE c.relnamespace = 'queue'::regnamespace
+         AND CASE WHEN c.relkind = 'S'
+                  THEN has_sequence_privilege(r, c.oid, 'USAGE, SELECT, UPDATE') END$$,
+    'no level has any privilege on the sequences');
+
+-- ======================================================================
+-- Fixtures, as the owner
+-- ======================================================================
+SELECT queue.create_queue('qt_q') AS qt_q_id \gset
+SELECT queue.enqueue('qt_q', '{"n": 1}') AS job1 \gset
+-- consumer's queue: distinct priorities make the claim order certain
+SELECT queue.create_queue('qt_c') AS qt_c_id \gset
+SELECT queue.enqueue('qt_c', '{"c": 1}', priority => 100) AS c1 \gset
+SELECT queue.enqueue('qt_c', '{"c": 2}', priority => 90) AS c2 \gset
+SELECT queue.enqueue('qt_c', '{"c": 3}', priority => 80) AS c3 \gset
+SELECT queue.enqueue('qt_c', '{"c": 4}', priority => 70) AS c4 \gset
+
+-- ======================================================================
+-- qt_nobody: granted nothing, can do nothing
+-- ======================================================================
+SET ROLE qt_nobody;
+SELECT throws_ok($$SELECT queue.enqueue('qt_q', '{}')$$, '42501', NULL,
+                 'nobody cannot enqueue');
+SELECT throws_ok($$SELECT queue.enqueue_many('qt_q', '[{"payload": {}}]')$$, '42501', NULL,
+                 'nobody cannot enqueue_many');
+SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
+                 'nobody cannot claim');
+SELECT throws_ok(format('SELECT * FROM queue.get_job(%s)', :job1), '42501', NULL,
+                 'nobody cannot get_job');
+SELECT throws_ok($$SELECT * FROM queue.list_queues()$$, '42501', NULL,
+                 'nobody cannot list_queues');
+SELECT throws_ok($$SELECT queue.create_queue('qt_nobody_q')$$, '42501', NULL,
+                 'nobody cannot create_queue');
+SELECT throws_ok($$SELECT payload FROM queue.job$$, '42501', NULL,
+                 'nobody cannot read payloads from queue.job');
+SELECT throws_ok($$SELECT payload FROM queue.jobs$$, '42501', NULL,
+                 'nobody cannot read payloads from queue.jobs');
+SELECT throws_ok($$SELECT payload FROM queue.job_archive$$, '42501', NULL,
+                 'nobody cannot read payloads from queue.job_archive');
+SELECT throws_ok($$SELECT name FROM queue.queue$$, '42501', NULL,
+                 'nobody cannot read queue.queue');
+RESET ROLE;
+
+-- ======================================================================
+-- qt_producer: enqueue, enqueue_many, get_job, list_queues
+-- ======================================================================
+SET ROLE qt_producer;
+SELECT lives_ok($$SELECT queue.enqueue('qt_q', '{"n": 2}', dedup_key => 'prod-2')$$,
+                'producer can enqueue');
+SELECT lives_ok($$SELECT queue.enqueue_many('qt_q', '[{"payload": {"n": 3}, "dedup_key": "prod-3"},
+                                                      {"payload": {"n": 4}, "dedup_key": "prod-4"}]')$$,
+                'producer can enqueue_many');
+SELECT is((SELECT payload FROM queue.get_job(:job1)), '{"n": 1}'::jsonb,
+          'producer can get_job (and see the payload)');
+SELECT ok(EXISTS (SELECT 1 FROM queue.list_queues() WHERE name = 'qt_q'),
+          'producer can list_queues');
+SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
+                 'producer cannot claim');
+SELECT throws_ok(format('SELECT queue.complete(%s, %L)', :job1, gen_random_uuid()), '42501', NULL,
+                 'producer cannot complete');
+SELECT throws_ok(format('SELECT queue.fail(%s, %L, %L)', :job1, gen_random_uuid(), 'x'), '42501', NULL,
+                 'producer cannot fail');
+SELECT throws_ok(format('SELECT queue.extend(%s, %L)', :job1, gen_random_uuid()), '42501', NULL,
+                 'producer cannot extend');
+SELECT throws_ok(format('SELECT queue.release(%s, %L)', :job1, gen_random_uuid()), '42501', NULL,
+                 'producer cannot release');
+SELECT throws_ok($$SELECT queue.create_queue('qt_producer_q')$$, '42501', NULL,
+                 'producer cannot create_queue');
+SELECT throws_ok($$SELECT queue.drop_queue('qt_q')$$, '42501', NULL,
+                 'producer cannot drop_queue');
+SELECT throws_ok($$SELECT queue.purge_queue('qt_q')$$, '42501', NULL,
+                 'producer cannot purge_queue');
+SELECT throws_ok(format('SELECT queue.cancel_job(%s)', :job1), '42501', NULL,
+                 'producer cannot cancel_job');
+SELECT throws_ok($$SELECT * FROM queue.list_jobs('qt_q')$$, '42501', NULL,
+                 'producer cannot list_jobs');
+SELECT throws_ok($$SELECT queue.backoff_delay('{}', 1)$$, '42501', NULL,
+                 'producer cannot call backoff_delay (a consumer function)');
+SELECT throws_ok($$SELECT payload FROM queue.job$$, '42501', NULL,
+                 'producer cannot read queue.job directly');
+SELECT throws_ok($$SELECT payload FROM queue.jobs$$, '42501', NULL,
+                 'producer cannot read queue.jobs directly');
+SELECT throws_ok($$SELECT name FROM queue.queue$$, '42501', NULL,
+                 'producer cannot read queue.queue directly');
+SELECT throws_ok(format('INSERT INTO queue.job (queue_id, state, run_at, max_attempts, payload)
+                         VALUES (%s, %L, now(), 1, %L)', :qt_q_id, 'pending', '{}'),
+                 '42501', NULL, 'producer cannot insert into queue.job directly');
+SELECT throws_ok($$SELECT nextval('queue.job_id_seq')$$, '42501', NULL,
+                 'producer cannot use queue.job_id_seq');
+SELECT throws_ok($$SELECT queue._queue_id('qt_q')$$, '42501', NULL,
+                 'producer cannot call the internal helpers');
+SELECT throws_ok($$SELECT queue.grant_access('qt_producer', 'admin')$$, '42501', NULL,
+                 'producer cannot grant itself more');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM queue.job
+            WHERE queue_id = :qt_q_id AND dedup_key IN ('prod-2', 'prod-3', 'prod-4')),
+          3, 'the producer''s three jobs are in queue qt_q');
+
+-- ======================================================================
+-- qt_consumer: claim, extend, release, complete, fail (and the _many)
+-- ======================================================================
+SET ROLE qt_consumer;
+\set cjob NULL
+SELECT job_id AS cjob, lease_token AS ctok FROM queue.claim('qt_c', 'qt-worker') \gset
+SELECT is(:cjob::bigint, :c1::bigint, 'consumer can claim');
+SELECT lives_ok(format('SELECT queue.extend(%s, %L, %L)', :cjob, :'ctok', '1 minute'),
+                'consumer can extend');
+SELECT lives_ok(format('SELECT queue.release(%s, %L)', :cjob, :'ctok'),
+                'consumer can release');
+\set cjob NULL
+SELECT job_id AS cjob, lease_token AS ctok FROM queue.claim('qt_c', 'qt-worker') \gset
+SELECT is(:cjob::bigint, :c1::bigint, 'consumer claims the released job again');
+SELECT lives_ok(format('SELECT queue.complete(%s, %L, %L)', :cjob, :'ctok', '{"ok": true}'),
+                'consumer can complete');
+\set cjob NULL
+SELECT job_id AS cjob, lease_token AS ctok FROM queue.claim('qt_c', 'qt-worker') \gset
+SELECT is(:cjob::bigint, :c2::bigint, 'consumer claims the next job');
+SELECT is(queue.fail(:cjob, :'ctok', 'boom'), 'retrying', 'consumer can fail');
+\set cjob NULL
+SELECT job_id AS cjob, lease_token AS ctok FROM queue.claim('qt_c', 'qt-worker') \gset
+SELECT is(queue.complete_many(ARRAY[:cjob]::bigint[], ARRAY[:'ctok']::uuid[]), 1,
+          'consumer can complete_many');
+\set cjob NULL
+SELECT job_id AS cjob, lease_token AS ctok FROM queue.claim('qt_c', 'qt-worker') \gset
+SELECT is((SELECT count(*)::int FROM queue.fail_many(ARRAY[:cjob]::bigint[],
+                                                     ARRAY[:'ctok']::uuid[], ARRAY['boom'])),
+          1, 'consumer can fail_many');
+SELECT lives_ok($$SELECT queue.backoff_delay('{}', 1)$$, 'consumer can call backoff_delay');
+SELECT is((SELECT payload FROM queue.get_job(:c1)), '{"c": 1}'::jsonb, 'consumer can get_job');
+SELECT ok(EXISTS (SELECT 1 FROM queue.list_queues() WHERE name = 'qt_c'),
+          'consumer can list_queues');
+SELECT throws_ok($$SELECT queue.enqueue('qt_c', '{}')$$, '42501', NULL,
+                 'consumer cannot enqueue');
+SELECT throws_ok($$SELECT queue.enqueue_many('qt_c', '[{"payload": {}}]')$$, '42501', NULL,
+                 'consumer cannot enqueue_many');
+SELECT throws_ok($$SELECT queue.create_queue('qt_consumer_q')$$, '42501', NULL,
+                 'consumer cannot create_queue');
+SELECT throws_ok($$SELECT queue.drop_queue('qt_c', true)$$, '42501', NULL,
+                 'consumer cannot drop_queue');
+SELECT throws_ok($$SELECT queue.purge_queue('qt_c')$$, '42501', NULL,
+                 'consumer cannot purge_queue');
+SELECT throws_ok($$SELECT queue.redrive('qt_c')$$, '42501', NULL,
+                 'consumer cannot redrive');
+SELECT throws_ok($$SELECT payload FROM queue.job$$, '42501', NULL,
+                 'consumer cannot read queue.job directly');
+SELECT throws_ok($$UPDATE queue.job SET priority = 0$$, '42501', NULL,
+                 'consumer cannot update queue.job directly');
+RESET ROLE;
+SELECT set_eq(format($$SELECT id, state FROM queue.jobs WHERE queue = 'qt_c'$$),
+              format($$VALUES (%s::bigint, 'completed'), (%s, 'retrying'), (%s, 'completed'),
+                              (%s, 'retrying')$$, :c1, :c2, :c3, :c4),
+              'the consumer''s work shows in queue.jobs');
+
+-- ======================================================================
+-- qt_monitor: list_queues and queue.queue, never payloads
+-- ======================================================================
+SET ROLE qt_monitor;
+SELECT ok(EXISTS (SELECT 1 FROM queue.list_queues() WHERE name = 'qt_q'),
+          'monitor can list_queues');
+SELECT is((SELECT count(*)::int FROM queue.queue WHERE name IN ('qt_q', 'qt_c')), 2,
+          'monitor can SELECT queue.queue');
+SELECT throws_ok(format('SELECT * FROM queue.get_job(%s)', :job1), '42501', NULL,
+                 'monitor cannot get_job');
+SELECT throws_ok($$SELECT * FROM queue.list_jobs('qt_q')$$, '42501', NULL,
+                 'monitor cannot list_jobs');
+SELECT throws_ok($$SELECT * FROM queue.list_dead('qt_q')$$, '42501', NULL,
+                 'monitor cannot list_dead');
+SELECT throws_ok($$SELECT payload FROM queue.job$$, '42501', NULL,
+                 'monitor cannot read payloads from queue.job');
+SELECT throws_ok($$SELECT payload FROM queue.jobs$$, '42501', NULL,
+                 'monitor cannot read payloads from queue.jobs');
+SELECT throws_ok($$SELECT payload FROM queue.job_archive$$, '42501', NULL,
+                 'monitor cannot read payloads from queue.job_archive');
+SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
+                 'monitor cannot claim');
+SELECT throws_ok($$SELECT queue.enqueue('qt_q', '{}')$$, '42501', NULL,
+                 'monitor cannot enqueue');
+SELECT throws_ok($$SELECT queue.pause_queue('qt_q')$$, '42501', NULL,
+                 'monitor cannot pause_queue');
+SELECT throws_ok($$UPDATE queue.queue SET paused = true$$, '42501', NULL,
+                 'monitor cannot update queue.queue');
+RESET ROLE;
+
+-- ======================================================================
+-- qt_admin: everything
+-- ======================================================================
+SET ROLE qt_admin;
+SELECT lives_ok($$SELECT queue.create_queue('qt_admin_q', max_attempts => 1)$$,
+                'admin can create_queue');
+SELECT lives_ok($$SELECT queue.alter_queue('qt_admin_q', lease_timeout => '1 minute')$$,
+                'admin can alter_queue');
+SELECT lives_ok($$SELECT queue.pause_queue('qt_admin_q')$$, 'admin can pause_queue');
+SELECT lives_ok($$SELECT queue.resume_queue('qt_admin_q')$$, 'admin can resume_queue');
+SELECT queue.enqueue('qt_admin_q', '{"a": 1}', priority => 10) AS a1 \gset
+SELECT queue.enqueue('qt_admin_q', '{"a": 2}') AS a2 \gset
+SELECT queue.enqueue('qt_admin_q', '{"a": 3}') AS a3 \gset
+SELECT is((SELECT count(*)::int FROM queue.jobs WHERE queue = 'qt_admin_q'), 3,
+          'admin can enqueue and SELECT queue.jobs');
+\set ajob NULL
+SELECT job_id AS ajob, lease_token AS atok FROM queue.claim('qt_admin_q', 'qt-admin') \gset
+SELECT is(queue.fail(:ajob, :'atok', 'boom'), 'dead', 'admin can claim and fail');
+SELECT is((SELECT id FROM queue.list_dead('qt_admin_q')), :a1::bigint, 'admin can list_dead');
+SELECT lives_ok(format('SELECT queue.redrive(%s)', :a1), 'admin can redrive a job');
+\set ajob NULL
+SELECT job_id AS ajob, lease_token AS atok FROM queue.claim('qt_admin_q', 'qt-admin') \gset
+SELECT is(queue.fail(:ajob, :'atok', 'boom', permanent => true), 'dead',
+          'admin claims the redriven job and fails it for good');
+SELECT is(queue.redrive('qt_admin_q'), 1::bigint, 'admin can redrive a queue');
+SELECT lives_ok(format('SELECT queue.cancel_job(%s)', :a2), 'admin can cancel_job');
+SELECT lives_ok(format('SELECT queue.delete_job(%s)', :a2), 'admin can delete_job');
+SELECT lives_ok(format('SELECT queue.reschedule_job(%s, now() + interval %L)', :a3, '1 hour'),
+                'admin can reschedule_job');
+SELECT is((SELECT count(*)::int FROM queue.list_jobs('qt_admin_q')), 2, 'admin can list_jobs');
+SELECT is(queue.purge_queue('qt_admin_q'), 2::bigint, 'admin can purge_queue');
+SELECT lives_ok($$SELECT queue.prune()$$, 'admin can prune');
+SELECT lives_ok($$SELECT queue.expire_leases()$$, 'admin can expire_leases');
+SELECT lives_ok($$SELECT count(*) FROM queue.job$$, 'admin can SELECT queue.job');
+SELECT lives_ok($$SELECT count(*) FROM queue.job_archive$$, 'admin can SELECT queue.job_archive');
+SELECT lives_ok($$SELECT count(*) FROM queue.queue$$, 'admin can SELECT queue.queue');
+SELECT is((SELECT payload FROM queue.get_job(:job1)), '{"n": 1}'::jsonb, 'admin can get_job');
+SELECT lives_ok($$SELECT queue.drop_queue('qt_admin_q')$$, 'admin can drop_queue');
+SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
+                                            retention, dead_retention)
+                   VALUES ('qt_direct', 1, '{}', '1s', '1s', '1s')$$, '42501', NULL,
+                 'admin cannot write the tables directly');
+SELECT throws_ok($$DELETE FROM queue.job$$, '42501', NULL,
+                 'admin cannot delete from the tables directly');
+SELECT throws_ok($$SELECT queue._redrive('{}')$$, '42501', NULL,
+                 'admin cannot call the internal helpers');
+SELECT throws_ok($$SELECT queue.grant_access('qt_nobody', 'producer')$$, '42501', NULL,
+                 'admin cannot grant_access (that is for the extension owner)');
+SELECT throws_ok($$SELECT queue.revoke_access('qt_producer', 'producer')$$, '42501', NULL,
+                 'admin cannot revoke_access');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM queue.queue WHERE name = 'qt_admin_q'), 0,
+          'the admin''s queue is gone');
+
+-- ======================================================================
+-- A hostile search_path cannot hijack the SECURITY DEFINER functions.
+-- The producer owns schema evil, with look-alikes of functions and
+-- operators the queue functions use; each logs its call into evil.calls.
+-- The queue functions run under "evil, pg_catalog, public" (so evil even
+-- shadows pg_catalog); no pgTAP function runs under that path (pgTAP
+-- itself does not pin search_path): results go into psql variables.
+-- ======================================================================
+SELECT queue.create_queue('qt_e') AS qt_e_id \gset
+SELECT queue.enqueue('qt_e', '{"e": 1}', priority => 100) AS e1 \gset
+SELECT queue.enqueue('qt_e', '{"e": 2}', priority => 90) AS e2 \gset
+CREATE SCHEMA evil AUTHORIZATION qt_producer;
+
+SET ROLE qt_producer;
+CREATE TABLE evil.calls (fn text NOT NULL, called_by name NOT NULL DEFAULT current_user);
+GRANT USAGE ON SCHEMA evil TO PUBLIC;
+GRANT SELECT, INSERT ON evil.calls TO PUBLIC;
+CREATE FUNCTION evil.trap(fn text) RETURNS void LANGUAGE sql SET search_path = pg_catalog
+    AS $$INSERT INTO evil.calls (fn) VALUES (fn)$$;
+CREATE FUNCTION evil.gen_random_uuid() RETURNS uuid LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('gen_random_uuid()'); RETURN pg_catalog.gen_random_uuid(); END$$;
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('now()'); RETURN pg_catalog.now(); END$$;
+CREATE FUNCTION evil.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('clock_timestamp()'); RETURN pg_catalog.clock_timestamp(); END$$;
+CREATE FUNCTION evil.format(text, VARIADIC text[]) RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('format()'); RETURN pg_catalog.format($1, VARIADIC $2); END$$;
+CREATE FUNCTION evil.texteq(a text, b text) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('text = text'); RETURN a OPERATOR(pg_catalog.=) b; END$$;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);
+CREATE FUNCTION evil.int8eq(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('bigint = bigint'); RETURN a OPERATOR(pg_catalog.=) b; END$$;
+CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8eq);
+CREATE FUNCTION evil.int4eq(a integer, b integer) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('integer = integer'); RETURN a OPERATOR(pg_catalog.=) b; END$$;
+CREATE OPERATOR evil.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = evil.int4eq);
+CREATE FUNCTION evil.tsle(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('timestamptz <= timestamptz'); RETURN a OPERATOR(pg_catalog.<=) b; END$$;
+CREATE OPERATOR evil.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = evil.tsle);
+CREATE FUNCTION evil.jsonbcat(a jsonb, b jsonb) RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog
+    AS $$BEGIN PERFORM evil.trap('jsonb || jsonb'); RETURN a OPERATOR(pg_catalog.||) b; END$$;
+CREATE OPERATOR evil.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = evil.jsonbcat);
+
+-- producer, under the hostile path
+SET search_path = evil, pg_catalog, public;
+\set ej1 NULL
+\set ejm NULL
+\set ejp NULL
+\set elq NULL
+SELECT queue.enqueue('qt_e', '{"e": 3}', dedup_key => 'evil-3') AS ej1 \gset
+SELECT count(*) AS ejm FROM queue.enqueue_many('qt_e', '[{"payload": {"e": 4}}, {"payload": {"e": 5}}]') \gset
+SELECT payload::text AS ejp FROM queue.get_job(:ej1) \gset
+SELECT count(*) AS elq FROM queue.list_queues() \gset
+RESET search_path;
+RESET ROLE;
+
+-- consumer, under the hostile path
+SET ROLE qt_consumer;
+SET search_path = evil, pg_catalog, public;
+\set ecj1 NULL
+\set ecj2 NULL
+\set eext NULL
+\set efail NULL
+\set ecomp NULL
+SELECT job_id AS ecj1, lease_token AS ect1 FROM queue.claim('qt_e', 'evil-worker') \gset
+SELECT queue.extend(:ecj1, :'ect1') IS NOT NULL AS eext \gset
+SELECT queue.fail(:ecj1, :'ect1', 'boom') AS efail \gset
+SELECT job_id AS ecj2, lease_token AS ect2 FROM queue.claim('qt_e', 'evil-worker') \gset
+SELECT 'done' AS ecomp FROM queue.complete(:ecj2, :'ect2') \gset
+RESET search_path;
+RESET ROLE;
+
+-- admin, under the hostile path
+SET ROLE qt_admin;
+SET search_path = evil, pg_catalog, public;
+\set eaq NULL
+\set eaj NULL
+\set eadead NULL
+\set eared NULL
+\set ealist NULL
+\set eapurge NULL
+\set eadrop NULL
+SELECT queue.create_queue('qt_evil_admin', max_attempts => 1) IS NOT NULL AS eaq \gset
+SELECT queue.alter_queue('qt_evil_admin', retention => '1 hour') AS v_alter \gset
+SELECT queue.pause_queue('qt_evil_admin') AS v_pause \gset
+SELECT queue.resume_queue('qt_evil_admin') AS v_resume \gset
+SELECT queue.enqueue('qt_evil_admin', '{"ea": 1}', dedup_key => 'ea-1') AS eaj \gset
+SELECT queue.enqueue('qt_evil_admin', '{"ea": 2}', delay => '1 hour') AS eaj2 \gset
+SELECT job_id AS eacj, lease_token AS eact FROM queue.claim('qt_evil_admin', 'evil-admin') \gset
+SELECT queue.fail(:eacj, :'eact', 'boom') AS eadead \gset
+SELECT count(*) AS ealist FROM queue.list_jobs('qt_evil_admin', 'dead') \gset
+SELECT count(*) AS ealistdead FROM queue.list_dead('qt_evil_admin') \gset
+SELECT queue.redrive(:eacj) AS v_redrive1 \gset
+SELECT job_id AS eacj, lease_token AS eact FROM queue.claim('qt_evil_admin', 'evil-admin') \gset
+SELECT queue.fail(:eacj, :'eact', 'boom', permanent => true) AS v_fail2 \gset
+SELECT queue.redrive('qt_evil_admin') AS eared \gset
+SELECT queue.reschedule_job(:eaj2, '2100-01-01') AS v_resched \gset
+SELECT queue.cancel_job(:eaj2) AS v_cancel \gset
+SELECT queue.delete_job(:eaj2) AS v_delete \gset
+SELECT queue.purge_queue('qt_evil_admin') AS eapurge \gset
+SELECT queue.prune() AS v_prune \gset
+SELECT queue.expire_leases() AS v_expire \gset
+SELECT 'done' AS eadrop FROM queue.drop_queue('qt_evil_admin') \gset
+RESET search_path;
+RESET ROLE;
+
+SELECT ok(:ej1 > 0, 'hostile search_path: producer enqueue still works');
+SELECT is(:ejm::int, 2, 'hostile search_path: producer enqueue_many still works');
+SELECT is(:'ejp'::jsonb, '{"e": 3}'::jsonb, 'hostile search_path: producer get_job still works');
+SELECT ok(:elq > 0, 'hostile search_path: producer list_queues still works');
+SELECT is(:ecj1::bigint, :e1::bigint, 'hostile search_path: consumer claim still works');
+SELECT is(:'eext'::text, 't', 'hostile search_path: consumer extend still works');
+SELECT is(:'efail'::text, 'retrying', 'hostile search_path: consumer fail still works');
+SELECT is(:ecj2::bigint, :e2::bigint, 'hostile search_path: consumer claims the next job');
+SELECT is(:'ecomp'::text, 'done', 'hostile search_path: consumer complete still works');
+SELECT is(:'eaq'::text, 't', 'hostile search_path: admin create_queue still works');
+SELECT is(:'eadead'::text, 'dead', 'hostile search_path: admin claim and fail still work');
+SELECT is(:ealist::int, 1, 'hostile search_path: admin list_jobs still works');
+SELECT is(:eared::int, 1, 'hostile search_path: admin redrive still works');
+SELECT is(:eapurge::int, 1, 'hostile search_path: admin purge_queue still works');
+SELECT is(:'eadrop'::text, 'done', 'hostile search_path: admin drop_queue still works');
+SELECT is_empty($$SELECT fn, called_by FROM evil.calls$$,
+                'no look-alike function or operator in schema evil was called');
+-- The trap is armed: with that path, unqualified calls do reach schema evil.
+SET search_path = evil, pg_catalog, public;
+SELECT now() IS NOT NULL AS armed1, 'a'::text = 'b'::text AS armed2,
+       gen_random_uuid() IS NOT NULL AS armed3 \gset
+RESET search_path;
+SELECT set_eq($$SELECT DISTINCT fn FROM evil.calls$$,
+              ARRAY['now()', 'text = text', 'gen_random_uuid()'],
+              'the trap works: unqualified calls under that search_path do reach schema evil');
+
+-- ======================================================================
+-- Wrong arguments
+-- ======================================================================
+SELECT throws_ok($$SELECT queue.grant_access('qt_nobody', 'superuser')$$, '22023', NULL,
+                 'grant_access: unknown access level is 22023');
+SELECT throws_ok($$SELECT queue.revoke_access('qt_nobody', 'superuser')$$, '22023', NULL,
+                 'revoke_access: unknown access level is 22023');
+SELECT throws_ok($$SELECT queue.grant_access('qt_nobody', 'Producer')$$, '22023', NULL,
+                 'grant_access: access levels are case-sensitive');
+SELECT throws_ok($$SELECT queue.grant_access('qt_nobody', NULL)$$, NULL, NULL,
+                 'grant_access: a NULL access level is an error');
+SELECT throws_ok($$SELECT queue.grant_access(NULL, 'producer')$$, '22004', NULL,
+                 'grant_access: NULL role is 22004');
+SELECT throws_ok($$SELECT queue.revoke_access(NULL, 'producer')$$, '22004', NULL,
+                 'revoke_access: NULL role is 22004');
+SELECT throws_ok($$SELECT queue.grant_access('qt_no_such_role', 'producer')$$, '42704', NULL,
+                 'grant_access: unknown role is 42704');
+SELECT ok(NOT has_schema_privilege('qt_nobody', 'queue', 'USAGE'),
+          'a failed grant_access leaves no USAGE behind');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_nobody', p.oid, 'EXECUTE')$$,
+    'a failed grant_access leaves no EXECUTE behind');
+
+-- ======================================================================
+-- Role names that need quoting
+-- ======================================================================
+CREATE ROLE "qt weird""name";
+SELECT lives_ok($$SELECT queue.grant_access('"qt weird""name"', 'producer')$$,
+                'grant_access to a role whose name needs quotes');
+SELECT ok(has_function_privilege('qt weird"name', 'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb)', 'EXECUTE'),
+          'the oddly named role may enqueue');
+SELECT ok(has_schema_privilege('qt weird"name', 'queue', 'USAGE'),
+          'the oddly named role has USAGE on schema queue');
+SET ROLE "qt weird""name";
+SELECT lives_ok($$SELECT queue.enqueue('qt_q', '{"weird": true}')$$,
+                'the oddly named role can enqueue');
+RESET ROLE;
+SELECT lives_ok($$SELECT queue.revoke_access('"qt weird""name"', 'producer')$$,
+                'revoke_access from a role whose name needs quotes');
+SELECT ok(NOT has_function_privilege('qt weird"name', 'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb)', 'EXECUTE'),
+          'the oddly named role may no longer enqueue');
+SELECT ok(NOT has_schema_privilege('qt weird"name', 'queue', 'USAGE'),
+          'the oddly named role lost USAGE on schema queue');
+
+CREATE ROLE "QtMixedCase";
+SELECT lives_ok($$SELECT queue.grant_access('"QtMixedCase"', 'monitor')$$,
+                'grant_access to a mixed-case role');
+SELECT ok(has_table_privilege('QtMixedCase', 'queue.queue', 'SELECT'),
+          'the mixed-case role may read queue.queue');
+SELECT lives_ok($$SELECT queue.revoke_access('"QtMixedCase"', 'monitor')$$,
+                'revoke_access from a mixed-case role');
+SELECT ok(NOT has_table_privilege('QtMixedCase', 'queue.queue', 'SELECT'),
+          'the mixed-case role may no longer read queue.queue');
+
+-- A name that would grant to a second role if it were spliced in unquoted.
+CREATE ROLE "qt_inj, qt_nobody";
+SELECT lives_ok($$SELECT queue.grant_access('"qt_inj, qt_nobody"', 'admin')$$,
+                'grant_access to a role whose name looks like a role list');
+SELECT ok(has_function_privilege('qt_inj, qt_nobody', 'queue.drop_queue(text,boolean)', 'EXECUTE'),
+          'that role got the admin functions');
+SELECT ok(NOT has_function_privilege('qt_nobody', 'queue.drop_queue(text,boolean)', 'EXECUTE')
+          AND NOT has_schema_privilege('qt_nobody', 'queue', 'USAGE')
+          AND NOT has_table_privilege('qt_nobody', 'queue.job', 'SELECT'),
+          'and qt_nobody got nothing');
+
+-- ======================================================================
+-- revoke_access takes it back
+-- ======================================================================
+SELECT lives_ok($$SELECT queue.revoke_access('qt_producer', 'producer')$$,
+                'revoke_access(qt_producer, producer)');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_producer', p.oid, 'EXECUTE')$$,
+    'the former producer may execute nothing');
+SELECT ok(NOT has_schema_privilege('qt_producer', 'queue', 'USAGE'),
+          'the former producer lost USAGE on schema queue (it keeps no level)');
+SET ROLE qt_producer;
+SELECT throws_ok($$SELECT queue.enqueue('qt_q', '{}')$$, '42501', NULL,
+                 'the former producer can no longer enqueue');
+RESET ROLE;
+
+SELECT lives_ok($$SELECT queue.revoke_access('qt_monitor', 'monitor')$$,
+                'revoke_access(qt_monitor, monitor)');
+SELECT ok(NOT has_table_privilege('qt_monitor', 'queue.queue', 'SELECT'),
+          'the former monitor may no longer read queue.queue');
+SELECT ok(NOT has_schema_privilege('qt_monitor', 'queue', 'USAGE'),
+          'the former monitor lost USAGE on schema queue');
+SET ROLE qt_monitor;
+SELECT throws_ok($$SELECT * FROM queue.list_queues()$$, '42501', NULL,
+                 'the former monitor can no longer list_queues');
+RESET ROLE;
+
+SELECT lives_ok($$SELECT queue.revoke_access('qt_admin', 'admin')$$,
+                'revoke_access(qt_admin, admin)');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_admin', p.oid, 'EXECUTE')$$,
+    'the former admin may execute nothing');
+SELECT is_empty(
+    $$SELECT c.oid::regclass FROM pg_class c
+       WHERE c.relnamespace = 'queue'::regnamespace
+         AND CASE WHEN c.relkind IN ('r', 'v') THEN has_table_privilege('qt_admin', c.oid, 'SELECT') END$$,
+    'the former admin may read no table');
+SELECT ok(NOT has_schema_privilege('qt_admin', 'queue', 'USAGE'),
+          'the former admin lost USAGE on schema queue');
+SET ROLE qt_admin;
+SELECT throws_ok($$SELECT queue.create_queue('qt_after_revoke')$$, '42501', NULL,
+                 'the former admin can no longer create_queue');
+RESET ROLE;
+
+-- A role with two levels keeps the other one, in full.
+CREATE ROLE qt_multi;
+SELECT queue.grant_access('qt_multi', 'producer') AS v_g1 \gset
+SELECT queue.grant_access('qt_multi', 'consumer') AS v_g2 \gset
+SELECT lives_ok($$SELECT queue.revoke_access('qt_multi', 'consumer')$$,
+                'revoke_access(qt_multi, consumer) from a producer and consumer');
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_multi', p.oid, 'EXECUTE')$$,
+    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+          'queue.enqueue_many(text,jsonb)',
+          'queue.get_job(bigint)',
+          'queue.list_queues()'],
+    'revoking consumer leaves the producer level whole (get_job and list_queues are shared)');
+SELECT ok(has_schema_privilege('qt_multi', 'queue', 'USAGE'),
+          'a role that keeps a level keeps USAGE on schema queue');
+SET ROLE qt_multi;
+SELECT lives_ok($$SELECT queue.enqueue('qt_q', '{"multi": true}')$$,
+                'the remaining producer can still enqueue');
+SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
+                 'the former consumer can no longer claim');
+RESET ROLE;
+
+CREATE ROLE qt_multi2;
+SELECT queue.grant_access('qt_multi2', 'monitor') AS v_g3 \gset
+SELECT queue.grant_access('qt_multi2', 'admin') AS v_g4 \gset
+SELECT lives_ok($$SELECT queue.revoke_access('qt_multi2', 'admin')$$,
+                'revoke_access(qt_multi2, admin) from a monitor and admin');
+SELECT ok(has_function_privilege('qt_multi2', 'queue.list_queues()', 'EXECUTE')
+          AND has_table_privilege('qt_multi2', 'queue.queue', 'SELECT')
+          AND has_schema_privilege('qt_multi2', 'queue', 'USAGE'),
+          'revoking admin leaves the monitor level whole');
+SELECT ok(NOT has_function_privilege('qt_multi2', 'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)', 'EXECUTE')
+          AND NOT has_table_privilege('qt_multi2', 'queue.job', 'SELECT'),
+          'revoking admin takes the admin part away');
+
+CREATE ROLE qt_multi3;
+SELECT queue.grant_access('qt_multi3', 'admin') AS v_g5 \gset
+SELECT queue.grant_access('qt_multi3', 'producer') AS v_g6 \gset
+SELECT lives_ok($$SELECT queue.revoke_access('qt_multi3', 'admin')$$,
+                'revoke_access(qt_multi3, admin) from an admin and producer');
+SELECT set_eq(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND has_function_privilege('qt_multi3', p.oid, 'EXECUTE')$$,
+    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+          'queue.enqueue_many(text,jsonb)',
+          'queue.get_job(bigint)',
+          'queue.list_queues()'],
+    'revoking admin from an admin and producer leaves exactly the producer functions');
+SELECT ok(NOT has_table_privilege('qt_multi3', 'queue.queue', 'SELECT')
+          AND NOT has_table_privilege('qt_multi3', 'queue.jobs', 'SELECT')
+          AND has_schema_privilege('qt_multi3', 'queue', 'USAGE'),
+          'and no table privileges, but USAGE on schema queue');
+SELECT lives_ok($$SELECT queue.revoke_access('qt_multi3', 'producer')$$,
+                'revoke_access(qt_multi3, producer), its last level');
+SELECT ok(NOT has_schema_privilege('qt_multi3', 'queue', 'USAGE')
+          AND NOT has_function_privilege('qt_multi3', 'queue.enqueue_many(text,jsonb)', 'EXECUTE'),
+          'with its last level goes USAGE on schema queue');
+
+-- The bookkeeping follows the role, not its name: a renamed role keeps
+-- its levels, and a dropped role's rows go away.
+CREATE ROLE qt_rename;
+SELECT queue.grant_access('qt_rename', 'producer') AS v_g7 \gset
+SELECT queue.grant_access('qt_rename', 'consumer') AS v_g8 \gset
+ALTER ROLE qt_rename RENAME TO qt_renamed;
+SELECT lives_ok($$SELECT queue.revoke_access('qt_renamed', 'consumer')$$,
+                'revoke_access(consumer) after the role was renamed');
+SELECT ok(has_function_privilege('qt_renamed', 'queue.get_job(bigint)', 'EXECUTE')
+          AND has_function_privilege('qt_renamed', 'queue.enqueue_many(text,jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('qt_renamed', 'queue.claim(text,text,integer,interval)', 'EXECUTE')
+          AND has_schema_privilege('qt_renamed', 'queue', 'USAGE'),
+          'the renamed role keeps its producer level whole');
+CREATE ROLE qt_gone;
+SELECT queue.grant_access('qt_gone', 'admin') AS v_g9 \gset
+DROP OWNED BY qt_gone;
+DROP ROLE qt_gone;
+SELECT lives_ok($$SELECT queue.grant_access('qt_nobody', 'monitor')$$,
+                'grant_access after a granted role was dropped');
+SELECT is_empty(
+    $$SELECT g.* FROM queue.access_grant g
+       WHERE NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = g.role_oid)$$,
+    'the dropped role''s bookkeeping is gone');
+SELECT lives_ok($$SELECT queue.revoke_access('qt_nobody', 'monitor')$$,
+                'revoke_access(qt_nobody, monitor)');
+SELECT ok(NOT has_schema_privilege('qt_nobody', 'queue', 'USAGE')
+          AND NOT has_table_privilege('qt_nobody', 'queue.queue', 'SELECT'),
+          'qt_nobody is back to nothing');
+
+SELECT * FROM finish();
+ROLLBACK;
