@@ -382,6 +382,7 @@ enqueue_jobs(const char *queue_name, JobSpec *specs, int n, TimestampTz now)
 	for (int k = 0; k < n; k++)
 		specs[k].id = nextval_internal(seq, false);
 
+	queue_note_wake(queue.id);
 	for (round = 0;; round++)
 	{
 		bool		has_keys = false;

@@ -54,6 +54,9 @@ PG_FUNCTION_INFO_V1(queue_fail_many);
 PG_FUNCTION_INFO_V1(queue_extend);
 PG_FUNCTION_INFO_V1(queue_release);
 
+/* Shortest sleep of a waiting claim that found due jobs all locked. */
+#define MIN_CLAIM_SLEEP_MS	10
+
 /* (job id, lease token) pairs of one settling call, and per-pair data. */
 typedef struct LeaseBatch
 {
@@ -319,58 +322,26 @@ check_all_matched(const LeaseBatch *b)
 }
 
 /*
- * queue.claim(queue, worker, batch_size, lease)
- *
- * Returns up to batch_size jobs, in priority (higher first), run_at, id
- * order, each with its lease token.  A paused queue returns nothing.
+ * claim_once
+ *		Runs the claim statement once; the claimed rows are left in
+ *		SPI_tuptable, and their number is returned.
  */
-Datum
-queue_claim(PG_FUNCTION_ARGS)
+static uint64
+claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
+		   const Interval *lease)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
 	TIMESTAMPTZOID};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *queue_name;
-	char	   *worker;
-	int32		batch_size;
-	QueueInfo	queue;
 	TimestampTz now = GetCurrentTimestamp();
 	Datum		values[5];
 	int			rc;
 
-	QUEUE_ARG_NOT_NULL(0, "queue name");
-	QUEUE_ARG_NOT_NULL(1, "worker");
-	QUEUE_ARG_NOT_NULL(2, "batch_size");
-	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	worker = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	batch_size = PG_GETARG_INT32(2);
-	queue_check_worker_name(worker);
-	if (batch_size < 1 || batch_size > queue_max_batch_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch_size must be between 1 and %d, not %d",
-						queue_max_batch_size, batch_size),
-				 errhint("queue.max_batch_size sets the upper bound.")));
-	if (!PG_ARGISNULL(3))
-		check_interval(PG_GETARG_INTERVAL_P(3), "lease", true);
-
-	InitMaterializedSRF(fcinfo, 0);
-	spi_connect();
-	queue_lookup(queue_name, &queue);
-	if (queue.paused)
-	{
-		SPI_finish();
-		return (Datum) 0;
-	}
-
-	values[0] = Int32GetDatum(queue.id);
+	values[0] = Int32GetDatum(queue->id);
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(batch_size);
 	values[3] = CStringGetTextDatum(worker);
-	values[4] = TimestampTzGetDatum(timestamp_plus(now, PG_ARGISNULL(3)
-												   ? &queue.lease_timeout
-												   : PG_GETARG_INTERVAL_P(3)));
+	values[4] = TimestampTzGetDatum(timestamp_plus(now, lease ? lease : &queue->lease_timeout));
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "WITH candidate AS MATERIALIZED ("
 									 "  SELECT id, priority, run_at FROM queue.job"
@@ -400,8 +371,152 @@ queue_claim(PG_FUNCTION_ARGS)
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+/*
+ * next_due
+ *		The earliest run_at among the queue's jobs that a claim could take
+ *		(pending jobs, and running ones whose lease may expire into another
+ *		attempt), or DT_NOEND when there is none.
+ *
+ * The claim index is ordered by priority first, so a plain min(run_at)
+ * would read every entry of the queue; instead this skips from one
+ * priority to the next (a recursive "loose index scan") and reads the
+ * first entry of each: one probe per distinct priority.
+ */
+static TimestampTz
+next_due(int32 queue_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {INT4OID};
+	Datum		values[1];
+	Datum		d;
+	bool		isnull;
+	int			rc;
+
+	values[0] = Int32GetDatum(queue_id);
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "WITH RECURSIVE p(priority) AS ("
+									 "  (SELECT priority FROM queue.job WHERE queue_id = $1"
+									 "    ORDER BY priority DESC LIMIT 1)"
+									 "  UNION ALL"
+									 "  SELECT (SELECT j.priority FROM queue.job j"
+									 "           WHERE j.queue_id = $1 AND j.priority < p.priority"
+									 "           ORDER BY j.priority DESC LIMIT 1)"
+									 "    FROM p WHERE p.priority IS NOT NULL"
+									 ")"
+									 " SELECT min((SELECT j.run_at FROM queue.job j"
+									 "              WHERE j.queue_id = $1 AND j.priority = p.priority"
+									 "                AND (j.state = 'pending' OR j.attempts < j.max_attempts)"
+									 "              ORDER BY j.run_at LIMIT 1))"
+									 "   FROM p WHERE p.priority IS NOT NULL",
+									 1, argtypes),
+						  values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "next due time lookup failed: %s", SPI_result_code_string(rc));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+/*
+ * queue.claim(queue, worker, batch_size, lease, wait)
+ *
+ * Returns up to batch_size jobs, in priority (higher first), run_at, id
+ * order, each with its lease token.  A paused queue hands out nothing.
+ *
+ * With a wait, a claim that finds nothing sleeps on its queue's wake-up
+ * slot (wake.c) until a commit announces work, the next job falls due, the
+ * re-check interval passes, or the wait (capped by queue.max_wait) ends,
+ * and then tries again with a new snapshot.  That needs READ COMMITTED: in
+ * a transaction-snapshot isolation level the retry could never see new
+ * jobs, so waiting there is refused.
+ */
+Datum
+queue_claim(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *queue_name;
+	char	   *worker;
+	int32		batch_size;
+	Interval   *lease = NULL;
+	long		wait_ms = 0;
+	TimestampTz deadline;
+	uint64		n = 0;
+
+	QUEUE_ARG_NOT_NULL(0, "queue name");
+	QUEUE_ARG_NOT_NULL(1, "worker");
+	QUEUE_ARG_NOT_NULL(2, "batch_size");
+	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	worker = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	batch_size = PG_GETARG_INT32(2);
+	queue_check_worker_name(worker);
+	if (batch_size < 1 || batch_size > queue_max_batch_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be between 1 and %d, not %d",
+						queue_max_batch_size, batch_size),
+				 errhint("queue.max_batch_size sets the upper bound.")));
+	if (!PG_ARGISNULL(3))
+	{
+		lease = PG_GETARG_INTERVAL_P(3);
+		check_interval(lease, "lease", true);
+	}
+	if (!PG_ARGISNULL(4))
+	{
+		double		seconds = queue_interval_seconds(PG_GETARG_INTERVAL_P(4));
+
+		check_interval(PG_GETARG_INTERVAL_P(4), "wait", false);
+		wait_ms = (long) Min(seconds * 1000.0, (double) queue_max_wait_ms);
+		if (wait_ms > 0 && IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a claim can wait only in READ COMMITTED transactions"),
+					 errdetail("In REPEATABLE READ or SERIALIZABLE the transaction's snapshot would never show new jobs."),
+					 errhint("Claim without a wait, or use READ COMMITTED.")));
+	}
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+
+	InitMaterializedSRF(fcinfo, 0);
+	spi_connect();
+	for (;;)
+	{
+		QueueInfo	queue;
+		QueueWakeSlot *slot;
+		uint64		seen;
+		TimestampTz now;
+		TimestampTz until;
+
+		queue_lookup(queue_name, &queue);
+		slot = queue_shared ? queue_wake_slot(queue.id) : NULL;
+		seen = slot ? pg_atomic_read_u64(&slot->generation) : 0;
+
+		if (!queue.paused)
+		{
+			n = claim_once(&queue, batch_size, worker, lease);
+			if (n > 0)
+				break;
+			SPI_freetuptable(SPI_tuptable);
+		}
+
+		now = GetCurrentTimestamp();
+		if (slot == NULL || now >= deadline)
+			break;
+		until = Min(deadline, TimestampTzPlusMilliseconds(now, queue_recheck_interval_ms));
+		if (!queue.paused)
+			until = Min(until, next_due(queue.id));
+
+		/*
+		 * A job that is due but was not claimed is locked by another claim
+		 * in flight; its commit announces nothing, so look again shortly
+		 * rather than spin.
+		 */
+		until = Max(until, Min(deadline, TimestampTzPlusMilliseconds(now, MIN_CLAIM_SLEEP_MS)));
+		queue_wait_for_wake(slot, seen, TimestampDifferenceMilliseconds(now, until) + 1);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	for (uint64 i = 0; i < n; i++)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 
 	SPI_finish();
@@ -554,7 +669,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 	rc = SPI_execute_plan(queue_plan(&lock_plan,
 									 "SELECT j.id, j.attempts, j.max_attempts,"
 									 "       q.retry_policy || coalesce(j.retry_policy, '{}'),"
-									 "       j.last_delay"
+									 "       j.last_delay, j.queue_id"
 									 "  FROM unnest($1, $2) AS t(id, token)"
 									 "  JOIN queue.job j ON j.id = t.id AND j.lease_token = t.token"
 									 "  JOIN queue.queue q ON q.id = j.queue_id"
@@ -596,6 +711,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 				: queue_compute_delay(policy, attempts, previous);
 
 			dead[i] = false;
+			queue_note_wake(DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)));
 			retry_ids[nretry] = b->ids[i];
 			retry_at[nretry] = TimestampTzGetDatum(timestamp_plus(now,
 																  queue_seconds_interval(delay)));
@@ -804,12 +920,18 @@ queue_release(PG_FUNCTION_ARGS)
 									 "UPDATE queue.job SET state = 'pending', lease_token = NULL,"
 									 "       attempts = attempts - 1, run_at = $3"
 									 " WHERE id = $1 AND lease_token = $2"
-									 " RETURNING id",
+									 " RETURNING id, queue_id",
 									 3, argtypes),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "release failed: %s", SPI_result_code_string(rc));
 	check_all_matched(&b);
+	{
+		bool		isnull;
+
+		queue_note_wake(DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 2, &isnull)));
+	}
 	SPI_finish();
 	PG_RETURN_VOID();
 }

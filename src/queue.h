@@ -14,6 +14,9 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/spin.h"
 #include "storage/lockdefs.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -38,7 +41,61 @@
 /* Settings (guc.c) */
 extern int	queue_max_batch_size;
 extern int	queue_max_payload_bytes;
+extern int	queue_wake_slots;
+extern int	queue_max_databases;
+extern char *queue_databases;
+extern int	queue_naptime_ms;
+extern int	queue_maintenance_batch_size;
+extern int	queue_max_wait_ms;
+extern int	queue_recheck_interval_ms;
 extern void queue_define_gucs(void);
+
+/*
+ * Shared memory (shmem.c).  See shmem.c for the layout and the locking
+ * protocol.
+ */
+typedef struct QueueWakeSlot
+{
+	ConditionVariable cv;		/* waiting claims sleep here */
+	pg_atomic_uint64 generation;	/* bumped by each commit that wakes */
+	pg_atomic_uint32 waiters;	/* claims sleeping on cv */
+} QueueWakeSlot;
+
+/* Longest state text of a worker. */
+#define QUEUE_WORKER_STATE_LEN	48
+
+typedef struct QueueWorkerStatus
+{
+	Oid			dboid;			/* InvalidOid: entry free */
+	pid_t		pid;			/* 0: not running */
+	char		state[QUEUE_WORKER_STATE_LEN];
+	TimestampTz started_at;
+	TimestampTz last_activity;
+	int64		leases_expired; /* jobs moved to dead letters, since start */
+	int64		jobs_pruned;	/* finished jobs deleted, since start */
+	int64		errors;			/* failed passes, since start */
+} QueueWorkerStatus;
+
+typedef struct QueueShared
+{
+	int			nslots;
+	int			nworkers;
+	slock_t		mutex;			/* guards the worker status board */
+	QueueWakeSlot slots[FLEXIBLE_ARRAY_MEMBER];
+	/* followed by QueueWorkerStatus[nworkers] */
+} QueueShared;
+
+extern QueueShared *queue_shared;
+extern void queue_shmem_init(void);
+extern QueueWorkerStatus *queue_workers(void);
+extern QueueWakeSlot *queue_wake_slot(int32 queue_id);
+
+/* wake.c */
+extern void queue_note_wake(int32 queue_id);
+extern void queue_wait_for_wake(QueueWakeSlot *slot, uint64 seen, long timeout_ms);
+
+/* worker.c */
+extern void queue_register_launcher(void);
 
 /* What a hot-path call needs to know about its queue (queue.c). */
 typedef struct QueueInfo

@@ -215,7 +215,8 @@ CREATE FUNCTION queue.claim(
 	queue text,
 	worker text,
 	batch_size integer DEFAULT 1,
-	lease interval DEFAULT NULL)
+	lease interval DEFAULT NULL,
+	wait interval DEFAULT NULL)
 RETURNS TABLE (
 	job_id bigint,
 	lease_token uuid,
@@ -849,7 +850,7 @@ DECLARE
 		'queue.get_job(bigint)',
 		'queue.list_queues()'];
 	consumer text[] := ARRAY[
-		'queue.claim(text,text,integer,interval)',
+		'queue.claim(text,text,integer,interval,interval)',
 		'queue.complete(bigint,uuid,jsonb)',
 		'queue.complete_many(bigint[],uuid[],jsonb[])',
 		'queue.fail(bigint,uuid,text,boolean,interval)',
