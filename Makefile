@@ -14,7 +14,11 @@ OBJS = \
 	src/guc.o \
 	src/names.o \
 	src/enqueue.o \
-	src/lease.o
+	src/lease.o \
+	src/shmem.o \
+	src/wake.o \
+	src/stats.o \
+	src/worker.o
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard src/updates/$(EXTENSION)--*--*.sql)

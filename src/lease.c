@@ -37,6 +37,7 @@
 
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -574,12 +575,20 @@ complete_batch(LeaseBatch *b)
 									 "    FROM done d JOIN queue.queue q ON q.id = d.queue_id"
 									 "   WHERE q.retention > interval '0'"
 									 ")"
-									 " SELECT id FROM done",
+									 " SELECT id, queue_id FROM done",
 									 4, argtypes),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
 	check_all_matched(b);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		queue_count_outcome(DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 2, &isnull)),
+							1, 0);
+	}
 	SPI_finish();
 }
 
@@ -691,12 +700,14 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 		Jsonb	   *policy = DatumGetJsonbP(SPI_getbinval(tup, desc, 4, &isnull));
 		Datum		last = SPI_getbinval(tup, desc, 5, &isnull);
 		double		previous = isnull ? -1 : DatumGetFloat8(last);
+		int32		queue_id = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		int			i;
 
 		for (i = 0; i < b->n; i++)
 			if (DatumGetInt64(b->ids[i]) == id)
 				break;
 		Assert(i < b->n);
+		queue_count_outcome(queue_id, 0, 1);
 
 		if (permanent || attempts >= max_attempts)
 		{
@@ -711,7 +722,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 				: queue_compute_delay(policy, attempts, previous);
 
 			dead[i] = false;
-			queue_note_wake(DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)));
+			queue_note_wake(queue_id);
 			retry_ids[nretry] = b->ids[i];
 			retry_at[nretry] = TimestampTzGetDatum(timestamp_plus(now,
 																  queue_seconds_interval(delay)));

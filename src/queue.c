@@ -25,15 +25,20 @@
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
  *	enqueue.c	enqueue and enqueue_many
- *	lease.c		claim, complete, fail, extend, release (single and batch)
+ *	lease.c		claim, complete, fail, extend, release (single and batch),
+ *				and the waiting claim
+ *	shmem.c		shared memory: wake-up slots, worker status board
+ *	wake.c		waking waiting claims at commit
+ *	stats.c		throughput counters; monitoring functions
+ *	worker.c	the launcher and the per-database background workers
  *
  * The hot path runs SQL through SPI plans prepared once per backend and
  * kept (SPI_keepplan).  A kept plan stores its parse tree, so it is
  * re-planned after DROP/CREATE EXTENSION and keeps working.
  *
- * The library must be preloaded (shared_preload_libraries): later
- * releases place wake-up slots in shared memory, and loading it on first
- * use in one backend only would leave the others blind.
+ * The library must be preloaded (shared_preload_libraries): it places
+ * wake-up slots and counters in shared memory and registers the
+ * background launcher, which only the postmaster can do.
  *
  * IDENTIFICATION
  *	  src/queue.c
@@ -83,6 +88,8 @@ _PG_init(void)
 				 errhint("Add queue to shared_preload_libraries in postgresql.conf and restart the server.")));
 
 	queue_define_gucs();
+	queue_shmem_init();
+	queue_register_launcher();
 }
 
 /*

@@ -91,8 +91,16 @@ extern QueueWorkerStatus *queue_workers(void);
 extern QueueWakeSlot *queue_wake_slot(int32 queue_id);
 
 /* wake.c */
+extern void queue_register_xact_callback(void);
 extern void queue_note_wake(int32 queue_id);
 extern void queue_wait_for_wake(QueueWakeSlot *slot, uint64 seen, long timeout_ms);
+
+/* stats.c */
+extern Size queue_stats_shmem_size(void);
+extern void queue_stats_shmem_startup(void);
+extern void queue_count_outcome(int32 queue_id, int64 completed, int64 failed);
+extern void queue_stats_at_commit(void);
+extern void queue_stats_at_abort(void);
 
 /* worker.c */
 extern void queue_register_launcher(void);

@@ -50,6 +50,38 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'queue_check_retry_policy'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- Wakes the queue's waiting claims when the transaction commits.
+CREATE FUNCTION queue._wake(queue_id integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'queue_wake_sql'
+LANGUAGE C VOLATILE STRICT;
+
+-- Counts completions and failures for queue.queue_stats, at commit.
+CREATE FUNCTION queue._count_outcome(queue_id integer, completed bigint, failed bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'queue_count_outcome_sql'
+LANGUAGE C VOLATILE STRICT;
+
+-- This database's throughput counters (shared memory).
+CREATE FUNCTION queue._throughput()
+RETURNS TABLE (queue_id integer, completed_last_minute bigint, failed_last_minute bigint)
+AS 'MODULE_PATHNAME', 'queue_throughput'
+LANGUAGE C VOLATILE;
+
+-- Claims sleeping on the queue's wake-up slot.
+CREATE FUNCTION queue._waiting_claims(queue_id integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'queue_waiting_claims'
+LANGUAGE C VOLATILE STRICT;
+
+-- The background workers' status board (shared memory).
+CREATE FUNCTION queue._worker_status()
+RETURNS TABLE (dboid oid, pid integer, state text, started_at timestamptz,
+			   last_activity timestamptz, leases_expired bigint, jobs_pruned bigint,
+			   errors bigint)
+AS 'MODULE_PATHNAME', 'queue_worker_status'
+LANGUAGE C VOLATILE;
+
 /* ---------------------------------------------------------------------
  * Tables
  * ---------------------------------------------------------------------
@@ -428,7 +460,8 @@ LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	UPDATE queue.queue SET paused = false, updated_at = now()
-	 WHERE id = queue._queue_id(resume_queue.name);
+	 WHERE id = queue._queue_id(resume_queue.name)
+	RETURNING queue._wake(id);
 END;
 
 -- Deletes the queue's jobs that are not running (ready, scheduled,
@@ -625,7 +658,7 @@ BEGIN
 	IF NOT isfinite(run_at) THEN
 		RAISE EXCEPTION 'run_at must be a finite time' USING ERRCODE = '22023';
 	END IF;
-	PERFORM queue._lock_idle_job(job_id, 'reschedule');
+	PERFORM queue._wake((queue._lock_idle_job(job_id, 'reschedule')).queue_id);
 	UPDATE queue.job j SET run_at = reschedule_job.run_at WHERE j.id = reschedule_job.job_id;
 END;
 $$;
@@ -654,6 +687,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	n bigint;
+	queue_ids integer[];
 	clash record;
 BEGIN
 	SELECT a.id, a.dedup_key INTO clash
@@ -683,13 +717,16 @@ BEGIN
 		DELETE FROM queue.job_archive a
 		 WHERE a.id = ANY (ids) AND a.state = 'dead'
 		RETURNING a.*
+	), ins AS (
+		INSERT INTO queue.job (id, queue_id, state, priority, run_at, attempts, max_attempts,
+							   retry_policy, payload, headers, dedup_key, errors, created_at)
+		SELECT d.id, d.queue_id, 'pending', d.priority, clock_timestamp(), 0, d.max_attempts,
+			   d.retry_policy, d.payload, d.headers, d.dedup_key, d.errors, d.created_at
+		  FROM d
+		RETURNING queue_id
 	)
-	INSERT INTO queue.job (id, queue_id, state, priority, run_at, attempts, max_attempts,
-						   retry_policy, payload, headers, dedup_key, errors, created_at)
-	SELECT d.id, d.queue_id, 'pending', d.priority, clock_timestamp(), 0, d.max_attempts,
-		   d.retry_policy, d.payload, d.headers, d.dedup_key, d.errors, d.created_at
-	  FROM d;
-	GET DIAGNOSTICS n = ROW_COUNT;
+	SELECT count(*), coalesce(array_agg(DISTINCT ins.queue_id), '{}') INTO n, queue_ids FROM ins;
+	PERFORM queue._wake(q) FROM unnest(queue_ids) q;
 	RETURN n;
 END;
 $$;
@@ -821,11 +858,72 @@ BEGIN
 			   d.created_at, clock_timestamp()
 		  FROM d JOIN queue.queue q ON q.id = d.queue_id
 		 WHERE q.dead_retention > interval '0'
+	), per_queue AS (
+		SELECT d.queue_id, count(*) AS n FROM d GROUP BY d.queue_id
 	)
-	SELECT count(*) INTO n FROM d;
+	SELECT coalesce(sum(pq.n), 0) INTO n
+	  FROM per_queue pq, LATERAL queue._count_outcome(pq.queue_id, 0, pq.n);
 	RETURN n;
 END;
 $$;
+
+/* ---------------------------------------------------------------------
+ * Monitoring
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * One row per queue.  Counts of live jobs and finished jobs are exact
+ * (counted when the view is read: the cost grows with the number of the
+ * queue's jobs); completed_last_minute and failed_last_minute come from
+ * counters in shared memory (exact since the server started, zero after a
+ * restart); waiting_claims counts the claims asleep on the queue's wake-up
+ * slot, which queues whose slots collide share.
+ */
+CREATE VIEW queue.queue_stats AS
+SELECT q.name AS queue, q.paused,
+	   coalesce(l.ready, 0) AS ready,
+	   coalesce(l.scheduled, 0) AS scheduled,
+	   coalesce(l.retrying, 0) AS retrying,
+	   coalesce(r.running, 0) AS running,
+	   (SELECT count(*) FROM queue.job_archive a
+		 WHERE a.queue_id = q.id AND a.state = 'completed') AS completed,
+	   (SELECT count(*) FROM queue.job_archive a
+		 WHERE a.queue_id = q.id AND a.state = 'dead') AS dead,
+	   (SELECT count(*) FROM queue.job_archive a
+		 WHERE a.queue_id = q.id AND a.state = 'cancelled') AS cancelled,
+	   pg_catalog.clock_timestamp() - l.oldest_ready AS oldest_ready_age,
+	   coalesce(r.expired_leases, 0) AS expired_leases,
+	   coalesce(t.completed_last_minute, 0) AS completed_last_minute,
+	   coalesce(t.failed_last_minute, 0) AS failed_last_minute,
+	   queue._waiting_claims(q.id) AS waiting_claims
+  FROM queue.queue q
+  LEFT JOIN LATERAL (
+	SELECT count(*) FILTER (WHERE j.run_at <= pg_catalog.clock_timestamp()) AS ready,
+		   count(*) FILTER (WHERE j.run_at > pg_catalog.clock_timestamp()
+							  AND j.attempts = 0) AS scheduled,
+		   count(*) FILTER (WHERE j.run_at > pg_catalog.clock_timestamp()
+							  AND j.attempts > 0) AS retrying,
+		   min(j.run_at) FILTER (WHERE j.run_at <= pg_catalog.clock_timestamp()) AS oldest_ready
+	  FROM queue.job j
+	 WHERE j.queue_id = q.id AND j.state = 'pending') l ON true
+  LEFT JOIN LATERAL (
+	SELECT count(*) AS running,
+		   count(*) FILTER (WHERE j.run_at <= pg_catalog.clock_timestamp()) AS expired_leases
+	  FROM queue.job j
+	 WHERE j.queue_id = q.id AND j.state = 'running') r ON true
+  LEFT JOIN queue._throughput() t ON t.queue_id = q.id;
+
+COMMENT ON VIEW queue.queue_stats IS 'per queue: jobs by state, oldest ready age, throughput, expired leases, waiting claims';
+
+-- The background workers of the whole server (see queue.databases).
+CREATE VIEW queue.workers AS
+SELECT d.datname AS database, w.pid, w.state, w.started_at, w.last_activity,
+	   w.leases_expired, w.jobs_pruned, w.errors
+  FROM queue._worker_status() w
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = w.dboid;
+
+COMMENT ON VIEW queue.workers IS 'the queue background workers: database, pid, state, last activity, work done';
 
 /* ---------------------------------------------------------------------
  * Privileges
@@ -861,7 +959,10 @@ DECLARE
 		'queue.get_job(bigint)',
 		'queue.list_queues()'];
 	monitor text[] := ARRAY[
-		'queue.list_queues()'];
+		'queue.list_queues()',
+		'queue._throughput()',
+		'queue._waiting_claims(integer)',
+		'queue._worker_status()'];
 	admin text[] := ARRAY[
 		'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)',
 		'queue.alter_queue(text,integer,jsonb,interval,interval,interval)',
@@ -916,7 +1017,8 @@ SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT 'FUNCTION ' || f::text FROM queue._access_functions(_access_objects.access) f
 	UNION
-	SELECT 'TABLE queue.queue' WHERE _access_objects.access IN ('admin', 'monitor')
+	SELECT 'TABLE ' || t FROM unnest(ARRAY['queue.queue', 'queue.queue_stats', 'queue.workers']) t
+	 WHERE _access_objects.access IN ('admin', 'monitor')
 	UNION
 	SELECT 'TABLE ' || t FROM unnest(ARRAY['queue.jobs', 'queue.job', 'queue.job_archive']) t
 	 WHERE _access_objects.access = 'admin';

@@ -7,8 +7,9 @@
  * Layout (one segment, sized at postmaster start, never resized):
  *
  *	QueueShared
- *	  workers[queue.max_databases]   one entry per database worker
  *	  slots[queue.wake_slots]         one wake-up slot per hash bucket
+ *	  workers[queue.max_databases]   one entry per database worker
+ *	plus the hash table of throughput counters (stats.c).
  *
  * A wake-up slot serves every queue whose (database OID, queue id) hashes
  * to it.  It holds a generation counter, bumped by every commit that made
@@ -33,6 +34,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 
 #include "queue.h"
@@ -55,7 +57,7 @@ queue_shmem_size(void)
 
 	size = add_size(size, mul_size(queue_wake_slots, sizeof(QueueWakeSlot)));
 	size = add_size(size, mul_size(queue_max_databases, sizeof(QueueWorkerStatus)));
-	return size;
+	return add_size(size, queue_stats_shmem_size());
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -65,6 +67,7 @@ queue_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(queue_shmem_size());
+	RequestNamedLWLockTranche("queue stats", 1);
 }
 #endif
 
@@ -97,6 +100,7 @@ queue_shmem_startup(void)
 		}
 		memset(queue_workers(), 0, sizeof(QueueWorkerStatus) * queue_max_databases);
 	}
+	queue_stats_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -112,6 +116,7 @@ queue_shmem_init(void)
 	shmem_request_hook = queue_shmem_request;
 #else
 	RequestAddinShmemSpace(queue_shmem_size());
+	RequestNamedLWLockTranche("queue stats", 1);
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = queue_shmem_startup;

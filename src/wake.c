@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/timestamp.h"
@@ -46,6 +47,8 @@
 
 /* Distinct slots one transaction remembers before it wakes them all. */
 #define MAX_NOTED_SLOTS		32
+
+PG_FUNCTION_INFO_V1(queue_wake_sql);
 
 static int	noted_slots[MAX_NOTED_SLOTS];
 static int	n_noted = 0;
@@ -66,7 +69,8 @@ wake_slot(QueueWakeSlot *slot)
 
 /*
  * queue_xact_callback
- *		Wakes the noted slots at commit; forgets them at abort or prepare.
+ *		Wakes the noted slots at commit, and applies the transaction's
+ *		throughput counts (stats.c); forgets both at abort or prepare.
  */
 static void
 queue_xact_callback(XactEvent event, void *arg)
@@ -90,15 +94,31 @@ queue_xact_callback(XactEvent event, void *arg)
 			}
 			n_noted = 0;
 			noted_overflow = false;
+			queue_stats_at_commit();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			n_noted = 0;
 			noted_overflow = false;
+			queue_stats_at_abort();
 			break;
 		default:
 			break;
+	}
+}
+
+/*
+ * queue_register_xact_callback
+ *		Registers the commit callback, once per backend, on first use.
+ */
+void
+queue_register_xact_callback(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(queue_xact_callback, NULL);
+		callback_registered = true;
 	}
 }
 
@@ -114,11 +134,7 @@ queue_note_wake(int32 queue_id)
 
 	if (queue_shared == NULL)
 		return;
-	if (!callback_registered)
-	{
-		RegisterXactCallback(queue_xact_callback, NULL);
-		callback_registered = true;
-	}
+	queue_register_xact_callback();
 	idx = queue_wake_slot(queue_id) - queue_shared->slots;
 	for (int i = 0; i < n_noted; i++)
 		if (noted_slots[i] == idx)
@@ -160,4 +176,15 @@ queue_wait_for_wake(QueueWakeSlot *slot, uint64 seen, long timeout_ms)
 		pg_atomic_fetch_sub_u32(&slot->waiters, 1);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * queue._wake(queue_id): queue_note_wake for SQL code (redrive,
+ * reschedule_job, resume_queue).
+ */
+Datum
+queue_wake_sql(PG_FUNCTION_ARGS)
+{
+	queue_note_wake(PG_GETARG_INT32(0));
+	PG_RETURN_VOID();
 }

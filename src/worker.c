@@ -47,7 +47,12 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -215,6 +220,35 @@ worker_exit(int code, Datum arg)
 }
 
 /*
+ * database_oid
+ *		The OID of the named database, or InvalidOid.  The launcher has no
+ *		database, so it cannot use the catalog caches or indexes that
+ *		get_database_oid needs; it scans the shared catalog pg_database.
+ */
+static Oid
+database_oid(const char *name)
+{
+	Relation	rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple	tup;
+	Oid			result = InvalidOid;
+
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (strcmp(NameStr(db->datname), name) == 0)
+		{
+			result = db->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
  * launcher_wanted
  *		Reads queue.databases into the launcher's table: marks listed
  *		databases wanted (adding new ones), the others unwanted.
@@ -244,7 +278,7 @@ launcher_wanted(LaunchedWorker *workers, int *nworkers, bool warn)
 	foreach(lc, names)
 	{
 		char	   *name = (char *) lfirst(lc);
-		Oid			dboid = get_database_oid(name, true);
+		Oid			dboid = database_oid(name);
 		int			i;
 
 		if (!OidIsValid(dboid))
@@ -457,12 +491,17 @@ queue_worker_main(Datum main_arg)
 	TimestampTz last_error_log = 0;
 	int			failures = 0;
 	bool		said_missing = false;
+	char	   *dbname;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("queue worker");
+
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
 
 	before_shmem_exit(worker_exit, (Datum) 0);
 	SpinLockAcquire(&queue_shared->mutex);
@@ -531,7 +570,7 @@ queue_worker_main(Datum main_arg)
 			if (!said_missing)
 				ereport(LOG,
 						(errmsg("queue worker: extension \"queue\" is not installed in database \"%s\"; waiting for CREATE EXTENSION",
-								get_database_name(MyDatabaseId))));
+								dbname)));
 			said_missing = true;
 			status_update("waiting for CREATE EXTENSION", 0, 0, 0);
 		}
@@ -541,7 +580,7 @@ queue_worker_main(Datum main_arg)
 			if (said_missing)
 				ereport(LOG,
 						(errmsg("queue worker: extension \"queue\" found in database \"%s\"; maintenance resumes",
-								get_database_name(MyDatabaseId))));
+								dbname)));
 			said_missing = false;
 			status_update("idle", expired, pruned, 0);
 		}

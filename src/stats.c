@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *	  Throughput counters per queue in shared memory, and the monitoring
+ *	  functions behind the views queue.queue_stats and queue.workers.
+ *
+ * Counting completions and failures in a table would put a hot, heavily
+ * updated row on the hot path (and bloat it under any long snapshot), so
+ * they are kept in shared memory instead: a hash table keyed by (database
+ * OID, queue id) whose entries hold 60 one-second buckets of completed and
+ * failed jobs.  A backend adds up its transaction's counts locally and
+ * applies them when the transaction commits (a rolled-back completion
+ * never counts), from the same commit callback that wakes waiting claims.
+ * The figures are exact for the last minute since the server started;
+ * they start again from zero after a restart and are not kept on a
+ * standby.  When the table is full (queue.wake_slots entries), further
+ * queues are not counted, and a transaction that settles jobs of more
+ * than 32 queues counts only the first 32.
+ *
+ * Locking: the hash table is guarded by the lock "queue stats" (shared
+ * to look an entry up, exclusive to add or remove one); an entry's
+ * buckets by the entry's spinlock.
+ *
+ * IDENTIFICATION
+ *	  src/stats.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "queue.h"
+
+PG_FUNCTION_INFO_V1(queue_throughput);
+PG_FUNCTION_INFO_V1(queue_worker_status);
+
+#define STATS_BUCKETS	60
+
+typedef struct StatsKey
+{
+	Oid			dboid;
+	int32		queue_id;
+} StatsKey;
+
+typedef struct StatsEntry
+{
+	StatsKey	key;
+	slock_t		mutex;
+	int64		second[STATS_BUCKETS];	/* which second a bucket counts */
+	int64		completed[STATS_BUCKETS];
+	int64		failed[STATS_BUCKETS];
+} StatsEntry;
+
+/* A transaction's counts, applied at commit. */
+typedef struct PendingCount
+{
+	int32		queue_id;
+	int64		completed;
+	int64		failed;
+} PendingCount;
+
+#define MAX_PENDING_COUNTS	32
+
+static HTAB *stats_hash = NULL;
+static LWLock *stats_lock = NULL;
+static PendingCount pending[MAX_PENDING_COUNTS];
+static int	n_pending = 0;
+
+/*
+ * queue_stats_shmem_size / queue_stats_shmem_startup
+ *		Sizing and creation of the hash table; called from shmem.c.
+ */
+Size
+queue_stats_shmem_size(void)
+{
+	return hash_estimate_size(queue_wake_slots, sizeof(StatsEntry));
+}
+
+void
+queue_stats_shmem_startup(void)
+{
+	HASHCTL		info;
+
+	stats_lock = &(GetNamedLWLockTranche("queue stats"))->lock;
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(StatsKey);
+	info.entrysize = sizeof(StatsEntry);
+	stats_hash = ShmemInitHash("queue stats", queue_wake_slots, queue_wake_slots,
+							   &info, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * queue_count_outcome
+ *		Counts completions or failures of a queue of this database, to be
+ *		applied when the transaction commits.
+ */
+void
+queue_count_outcome(int32 queue_id, int64 completed, int64 failed)
+{
+	int			i;
+
+	if (stats_hash == NULL)
+		return;
+	queue_register_xact_callback();
+	for (i = 0; i < n_pending; i++)
+		if (pending[i].queue_id == queue_id)
+			break;
+	if (i == n_pending)
+	{
+		if (n_pending == MAX_PENDING_COUNTS)
+			return;				/* a transaction touching that many queues: not counted */
+		pending[i].queue_id = queue_id;
+		pending[i].completed = 0;
+		pending[i].failed = 0;
+		n_pending++;
+	}
+	pending[i].completed += completed;
+	pending[i].failed += failed;
+}
+
+/*
+ * queue_stats_at_commit / queue_stats_at_abort
+ *		Applies or forgets the transaction's counts.  Called from the
+ *		commit callback (wake.c): must not raise an error.
+ */
+void
+queue_stats_at_commit(void)
+{
+	int64		sec = GetCurrentTimestamp() / USECS_PER_SEC;
+
+	if (stats_hash == NULL || n_pending == 0)
+	{
+		n_pending = 0;
+		return;
+	}
+
+	for (int i = 0; i < n_pending; i++)
+	{
+		StatsKey	key;
+		StatsEntry *e;
+		bool		found;
+		int			b = (int) (sec % STATS_BUCKETS);
+
+		memset(&key, 0, sizeof(key));
+		key.dboid = MyDatabaseId;
+		key.queue_id = pending[i].queue_id;
+
+		LWLockAcquire(stats_lock, LW_SHARED);
+		e = hash_search(stats_hash, &key, HASH_FIND, NULL);
+		if (e == NULL)
+		{
+			LWLockRelease(stats_lock);
+			LWLockAcquire(stats_lock, LW_EXCLUSIVE);
+			e = hash_search(stats_hash, &key, HASH_ENTER_NULL, &found);
+			if (e != NULL && !found)
+			{
+				SpinLockInit(&e->mutex);
+				memset(e->second, 0, sizeof(e->second));
+				memset(e->completed, 0, sizeof(e->completed));
+				memset(e->failed, 0, sizeof(e->failed));
+			}
+		}
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			if (e->second[b] != sec)
+			{
+				e->second[b] = sec;
+				e->completed[b] = 0;
+				e->failed[b] = 0;
+			}
+			e->completed[b] += pending[i].completed;
+			e->failed[b] += pending[i].failed;
+			SpinLockRelease(&e->mutex);
+		}
+		LWLockRelease(stats_lock);
+	}
+	n_pending = 0;
+}
+
+void
+queue_stats_at_abort(void)
+{
+	n_pending = 0;
+}
+
+/*
+ * queue._throughput() returns table (queue_id, completed_last_minute,
+ * failed_last_minute, waiting_claims): this database's counters.
+ */
+Datum
+queue_throughput(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS seq;
+	StatsEntry *e;
+	int64		now_sec = GetCurrentTimestamp() / USECS_PER_SEC;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (stats_hash == NULL)
+		return (Datum) 0;
+
+	LWLockAcquire(stats_lock, LW_SHARED);
+	hash_seq_init(&seq, stats_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+		int64		completed = 0;
+		int64		failed = 0;
+
+		if (e->key.dboid != MyDatabaseId)
+			continue;
+		SpinLockAcquire(&e->mutex);
+		for (int b = 0; b < STATS_BUCKETS; b++)
+		{
+			if (e->second[b] > now_sec - STATS_BUCKETS)
+			{
+				completed += e->completed[b];
+				failed += e->failed[b];
+			}
+		}
+		SpinLockRelease(&e->mutex);
+		values[0] = Int32GetDatum(e->key.queue_id);
+		values[1] = Int64GetDatum(completed);
+		values[2] = Int64GetDatum(failed);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(stats_lock);
+	return (Datum) 0;
+}
+
+/*
+ * queue._count_outcome(queue_id, completed, failed): counts outcomes that
+ * SQL code produced (expire_leases), applied at commit.
+ */
+PG_FUNCTION_INFO_V1(queue_count_outcome_sql);
+Datum
+queue_count_outcome_sql(PG_FUNCTION_ARGS)
+{
+	queue_count_outcome(PG_GETARG_INT32(0), PG_GETARG_INT64(1), PG_GETARG_INT64(2));
+	PG_RETURN_VOID();
+}
+
+/*
+ * queue._waiting_claims(queue_id) returns integer: claims sleeping on the
+ * queue's wake-up slot (queues sharing the slot are counted together).
+ */
+PG_FUNCTION_INFO_V1(queue_waiting_claims);
+Datum
+queue_waiting_claims(PG_FUNCTION_ARGS)
+{
+	if (queue_shared == NULL)
+		PG_RETURN_INT32(0);
+	PG_RETURN_INT32((int32) pg_atomic_read_u32(&queue_wake_slot(PG_GETARG_INT32(0))->waiters));
+}
+
+/*
+ * queue._worker_status() returns table (database, pid, state, started_at,
+ * last_activity, leases_expired, jobs_pruned, errors): the status board.
+ */
+Datum
+queue_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (queue_shared == NULL)
+		return (Datum) 0;
+
+	for (int i = 0; i < queue_shared->nworkers; i++)
+	{
+		QueueWorkerStatus copy;
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+		SpinLockAcquire(&queue_shared->mutex);
+		copy = queue_workers()[i];
+		SpinLockRelease(&queue_shared->mutex);
+		if (copy.dboid == InvalidOid)
+			continue;
+
+		values[0] = ObjectIdGetDatum(copy.dboid);
+		values[1] = Int32GetDatum(copy.pid);
+		nulls[1] = (copy.pid == 0);
+		values[2] = CStringGetTextDatum(copy.state);
+		values[3] = TimestampTzGetDatum(copy.started_at);
+		nulls[3] = (copy.started_at == 0);
+		values[4] = TimestampTzGetDatum(copy.last_activity);
+		nulls[4] = (copy.last_activity == 0);
+		values[5] = Int64GetDatum(copy.leases_expired);
+		values[6] = Int64GetDatum(copy.jobs_pruned);
+		values[7] = Int64GetDatum(copy.errors);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
