@@ -388,6 +388,33 @@ launcher_reconcile(LaunchedWorker *workers, int *nworkers)
 }
 
 /*
+ * launcher_stop_orphans
+ *		Asks the workers a previous launcher started (it exited or was
+ *		terminated, and was restarted by the postmaster) to stop, so that
+ *		each database keeps one worker: this launcher has no handles for
+ *		them and starts its own.
+ */
+static void
+launcher_stop_orphans(void)
+{
+	QueueWorkerStatus *w = queue_workers();
+	pid_t	   *pids = palloc0(sizeof(pid_t) * queue_shared->nworkers);
+
+	SpinLockAcquire(&queue_shared->mutex);
+	for (int i = 0; i < queue_shared->nworkers; i++)
+	{
+		pids[i] = (w[i].dboid != InvalidOid) ? w[i].pid : 0;
+		memset(&w[i], 0, sizeof(QueueWorkerStatus));
+	}
+	SpinLockRelease(&queue_shared->mutex);
+
+	for (int i = 0; i < queue_shared->nworkers; i++)
+		if (pids[i] != 0)
+			(void) kill(pids[i], SIGTERM);
+	pfree(pids);
+}
+
+/*
  * queue_launcher_main
  *		Entry point of the launcher.
  */
@@ -404,6 +431,7 @@ queue_launcher_main(Datum main_arg)
 
 	workers = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(LaunchedWorker) * queue_max_databases);
+	launcher_stop_orphans();
 	launcher_wanted(workers, &nworkers, true);
 
 	for (;;)
