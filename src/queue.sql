@@ -62,6 +62,12 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'queue_count_outcome_sql'
 LANGUAGE C VOLATILE STRICT;
 
+-- Forgets a queue's throughput counters (NULL: all of this database's).
+CREATE FUNCTION queue._reset_stats(queue_id integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'queue_reset_stats'
+LANGUAGE C VOLATILE;
+
 -- This database's throughput counters (shared memory).
 CREATE FUNCTION queue._throughput()
 RETURNS TABLE (queue_id integer, completed_last_minute bigint, failed_last_minute bigint)
@@ -506,6 +512,7 @@ BEGIN
 	DELETE FROM queue.job j WHERE j.queue_id = qid;
 	DELETE FROM queue.job_archive a WHERE a.queue_id = qid;
 	DELETE FROM queue.queue q WHERE q.id = qid;
+	PERFORM queue._reset_stats(qid);
 END;
 $$;
 
@@ -1082,6 +1089,9 @@ BEGIN
 	END IF;
 END;
 $$;
+
+-- Queue ids start again from 1: forget counters of an earlier installation.
+SELECT queue._reset_stats(NULL);
 
 -- Nothing is PUBLIC: a role gets exactly what grant_access gives it.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA queue FROM PUBLIC;

@@ -251,6 +251,32 @@ queue_count_outcome_sql(PG_FUNCTION_ARGS)
 }
 
 /*
+ * queue._reset_stats(queue_id): forgets a queue's counters (drop_queue),
+ * or with NULL every counter of this database (CREATE EXTENSION), so that
+ * a queue id used again starts from zero.
+ */
+PG_FUNCTION_INFO_V1(queue_reset_stats);
+Datum
+queue_reset_stats(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS seq;
+	StatsEntry *e;
+
+	if (stats_hash == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(stats_lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, stats_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dboid == MyDatabaseId &&
+			(PG_ARGISNULL(0) || e->key.queue_id == PG_GETARG_INT32(0)))
+			hash_search(stats_hash, &e->key, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(stats_lock);
+	PG_RETURN_VOID();
+}
+
+/*
  * queue._waiting_claims(queue_id) returns integer: claims sleeping on the
  * queue's wake-up slot (queues sharing the slot are counted together).
  */
