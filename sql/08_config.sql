@@ -11,7 +11,9 @@ SELECT c.oid::regclass AS dumped, c.relkind
  WHERE e.extname = 'queue' ORDER BY c.oid::regclass::text;
 
 --
--- Settings: both superuser-only, with their defaults and bounds.
+-- Settings, with their defaults, bounds and contexts: the limits
+-- max_batch_size and max_payload_bytes are superuser-only (the settings
+-- of the background workers and waiting claims are tried in 09_monitoring).
 --
 SHOW queue.max_batch_size;
 SHOW queue.max_payload_bytes;
@@ -29,7 +31,7 @@ SHOW queue.max_payload_bytes;
 SET queue.max_batch = 10;
 \echo sqlstate: :LAST_ERROR_SQLSTATE
 SELECT count(*) AS placeholders FROM pg_settings WHERE name = 'queue.max_batch';
--- An ordinary role can change neither.
+-- An ordinary role can change neither limit.
 CREATE ROLE regress_queue_plain;
 SET ROLE regress_queue_plain;
 SET queue.max_batch_size = 5;

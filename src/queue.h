@@ -101,6 +101,7 @@ extern void queue_stats_shmem_startup(void);
 extern void queue_count_outcome(int32 queue_id, int64 completed, int64 failed);
 extern void queue_stats_at_commit(void);
 extern void queue_stats_at_abort(void);
+extern void queue_stats_at_subxact(bool commit);
 
 /* worker.c */
 extern void queue_register_launcher(void);

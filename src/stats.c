@@ -14,8 +14,7 @@
  * The figures are exact for the last minute since the server started;
  * they start again from zero after a restart and are not kept on a
  * standby.  When the table is full (queue.wake_slots entries), further
- * queues are not counted, and a transaction that settles jobs of more
- * than 32 queues counts only the first 32.
+ * queues are not counted.  A savepoint rolled back takes its counts back.
  *
  * Locking: the hash table is guarded by the lock "queue stats" (shared
  * to look an entry up, exclusive to add or remove one); an entry's
@@ -28,6 +27,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -35,6 +35,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "queue.h"
@@ -59,20 +60,28 @@ typedef struct StatsEntry
 	int64		failed[STATS_BUCKETS];
 } StatsEntry;
 
-/* A transaction's counts, applied at commit. */
-typedef struct PendingCount
+/*
+ * A transaction's pending changes to the counters, applied at commit in
+ * the order they were made: counts to add, or a reset (drop_queue, CREATE
+ * EXTENSION).  Each remembers the subtransaction that made it, so that a
+ * rolled-back savepoint takes its changes back (queue_stats_at_subxact).
+ * The list lives in TopTransactionContext, which outlives the commit
+ * callback.
+ */
+typedef struct PendingChange
 {
 	int32		queue_id;
+	bool		reset;			/* a reset; queue_id RESET_ALL: every queue */
+	int			nest_level;		/* subtransaction that made the change */
 	int64		completed;
 	int64		failed;
-} PendingCount;
+} PendingChange;
 
-#define MAX_PENDING_COUNTS	32
+#define RESET_ALL	(-1)
 
 static HTAB *stats_hash = NULL;
 static LWLock *stats_lock = NULL;
-static PendingCount pending[MAX_PENDING_COUNTS];
-static int	n_pending = 0;
+static List *pending = NIL;
 
 /*
  * queue_stats_shmem_size / queue_stats_shmem_startup
@@ -98,6 +107,37 @@ queue_stats_shmem_startup(void)
 }
 
 /*
+ * add_change
+ *		Appends a pending change, or merges a count into the last one when
+ *		it is a count of the same queue and subtransaction.
+ */
+static void
+add_change(int32 queue_id, bool reset, int64 completed, int64 failed)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	PendingChange *last = pending ? (PendingChange *) llast(pending) : NULL;
+	MemoryContext old;
+
+	queue_register_xact_callback();
+	if (last != NULL && !reset && !last->reset && last->queue_id == queue_id &&
+		last->nest_level == level)
+	{
+		last->completed += completed;
+		last->failed += failed;
+		return;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	last = palloc(sizeof(PendingChange));
+	last->queue_id = queue_id;
+	last->reset = reset;
+	last->nest_level = level;
+	last->completed = completed;
+	last->failed = failed;
+	pending = lappend(pending, last);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * queue_count_outcome
  *		Counts completions or failures of a queue of this database, to be
  *		applied when the transaction commits.
@@ -105,96 +145,146 @@ queue_stats_shmem_startup(void)
 void
 queue_count_outcome(int32 queue_id, int64 completed, int64 failed)
 {
-	int			i;
+	if (stats_hash != NULL)
+		add_change(queue_id, false, completed, failed);
+}
 
-	if (stats_hash == NULL)
-		return;
-	queue_register_xact_callback();
-	for (i = 0; i < n_pending; i++)
-		if (pending[i].queue_id == queue_id)
-			break;
-	if (i == n_pending)
+/*
+ * apply_reset
+ *		Removes the counters of one queue of this database, or of all.
+ */
+static void
+apply_reset(int32 queue_id)
+{
+	HASH_SEQ_STATUS seq;
+	StatsEntry *e;
+
+	LWLockAcquire(stats_lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, stats_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
 	{
-		if (n_pending == MAX_PENDING_COUNTS)
-			return;				/* a transaction touching that many queues: not counted */
-		pending[i].queue_id = queue_id;
-		pending[i].completed = 0;
-		pending[i].failed = 0;
-		n_pending++;
+		if (e->key.dboid == MyDatabaseId &&
+			(queue_id == RESET_ALL || e->key.queue_id == queue_id))
+			hash_search(stats_hash, &e->key, HASH_REMOVE, NULL);
 	}
-	pending[i].completed += completed;
-	pending[i].failed += failed;
+	LWLockRelease(stats_lock);
+}
+
+/*
+ * apply_count
+ *		Adds a count to the current second's bucket of a queue.  When the
+ *		table is full, the count is lost (documented).
+ */
+static void
+apply_count(const PendingChange *c, int64 sec)
+{
+	StatsKey	key;
+	StatsEntry *e;
+	bool		found;
+	int			b = (int) (sec % STATS_BUCKETS);
+
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.queue_id = c->queue_id;
+
+	LWLockAcquire(stats_lock, LW_SHARED);
+	e = hash_search(stats_hash, &key, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		LWLockRelease(stats_lock);
+		LWLockAcquire(stats_lock, LW_EXCLUSIVE);
+		e = hash_search(stats_hash, &key, HASH_ENTER_NULL, &found);
+		if (e != NULL && !found)
+		{
+			SpinLockInit(&e->mutex);
+			memset(e->second, 0, sizeof(e->second));
+			memset(e->completed, 0, sizeof(e->completed));
+			memset(e->failed, 0, sizeof(e->failed));
+		}
+	}
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (e->second[b] != sec)
+		{
+			e->second[b] = sec;
+			e->completed[b] = 0;
+			e->failed[b] = 0;
+		}
+		e->completed[b] += c->completed;
+		e->failed[b] += c->failed;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(stats_lock);
 }
 
 /*
  * queue_stats_at_commit / queue_stats_at_abort
- *		Applies or forgets the transaction's counts.  Called from the
+ *		Applies or forgets the transaction's changes.  Called from the
  *		commit callback (wake.c): must not raise an error.
  */
 void
 queue_stats_at_commit(void)
 {
 	int64		sec = GetCurrentTimestamp() / USECS_PER_SEC;
+	ListCell   *lc;
 
-	if (stats_hash == NULL || n_pending == 0)
+	if (stats_hash != NULL)
 	{
-		n_pending = 0;
-		return;
-	}
-
-	for (int i = 0; i < n_pending; i++)
-	{
-		StatsKey	key;
-		StatsEntry *e;
-		bool		found;
-		int			b = (int) (sec % STATS_BUCKETS);
-
-		memset(&key, 0, sizeof(key));
-		key.dboid = MyDatabaseId;
-		key.queue_id = pending[i].queue_id;
-
-		LWLockAcquire(stats_lock, LW_SHARED);
-		e = hash_search(stats_hash, &key, HASH_FIND, NULL);
-		if (e == NULL)
+		foreach(lc, pending)
 		{
-			LWLockRelease(stats_lock);
-			LWLockAcquire(stats_lock, LW_EXCLUSIVE);
-			e = hash_search(stats_hash, &key, HASH_ENTER_NULL, &found);
-			if (e != NULL && !found)
-			{
-				SpinLockInit(&e->mutex);
-				memset(e->second, 0, sizeof(e->second));
-				memset(e->completed, 0, sizeof(e->completed));
-				memset(e->failed, 0, sizeof(e->failed));
-			}
+			PendingChange *c = (PendingChange *) lfirst(lc);
+
+			if (c->reset)
+				apply_reset(c->queue_id);
+			else
+				apply_count(c, sec);
 		}
-		if (e != NULL)
-		{
-			SpinLockAcquire(&e->mutex);
-			if (e->second[b] != sec)
-			{
-				e->second[b] = sec;
-				e->completed[b] = 0;
-				e->failed[b] = 0;
-			}
-			e->completed[b] += pending[i].completed;
-			e->failed[b] += pending[i].failed;
-			SpinLockRelease(&e->mutex);
-		}
-		LWLockRelease(stats_lock);
 	}
-	n_pending = 0;
+	pending = NIL;
 }
 
 void
 queue_stats_at_abort(void)
 {
-	n_pending = 0;
+	pending = NIL;
+}
+
+/*
+ * queue_stats_at_subxact
+ *		A savepoint rolled back takes back the changes made in it (and in
+ *		its children); one released hands them to its parent.
+ */
+void
+queue_stats_at_subxact(bool commit)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	List	   *keep = NIL;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (pending == NIL)
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	foreach(lc, pending)
+	{
+		PendingChange *c = (PendingChange *) lfirst(lc);
+
+		if (c->nest_level >= level)
+		{
+			if (!commit)
+				continue;
+			c->nest_level = level - 1;
+		}
+		keep = lappend(keep, c);
+	}
+	pending = keep;
+	MemoryContextSwitchTo(old);
 }
 
 /*
  * queue._throughput() returns table (queue_id, completed_last_minute,
- * failed_last_minute, waiting_claims): this database's counters.
+ * failed_last_minute): this database's counters.
  */
 Datum
 queue_throughput(PG_FUNCTION_ARGS)
@@ -253,26 +343,15 @@ queue_count_outcome_sql(PG_FUNCTION_ARGS)
 /*
  * queue._reset_stats(queue_id): forgets a queue's counters (drop_queue),
  * or with NULL every counter of this database (CREATE EXTENSION), so that
- * a queue id used again starts from zero.
+ * a queue id used again starts from zero.  Like the counts, the reset
+ * happens when the transaction commits.
  */
 PG_FUNCTION_INFO_V1(queue_reset_stats);
 Datum
 queue_reset_stats(PG_FUNCTION_ARGS)
 {
-	HASH_SEQ_STATUS seq;
-	StatsEntry *e;
-
-	if (stats_hash == NULL)
-		PG_RETURN_VOID();
-	LWLockAcquire(stats_lock, LW_EXCLUSIVE);
-	hash_seq_init(&seq, stats_hash);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		if (e->key.dboid == MyDatabaseId &&
-			(PG_ARGISNULL(0) || e->key.queue_id == PG_GETARG_INT32(0)))
-			hash_search(stats_hash, &e->key, HASH_REMOVE, NULL);
-	}
-	LWLockRelease(stats_lock);
+	if (stats_hash != NULL)
+		add_change(PG_ARGISNULL(0) ? RESET_ALL : PG_GETARG_INT32(0), true, 0, 0);
 	PG_RETURN_VOID();
 }
 

@@ -109,8 +109,22 @@ queue_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * queue_subxact_callback
+ *		Hands a savepoint's pending counts to stats.c's bookkeeping.
+ */
+static void
+queue_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		queue_stats_at_subxact(true);
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+		queue_stats_at_subxact(false);
+}
+
+/*
  * queue_register_xact_callback
- *		Registers the commit callback, once per backend, on first use.
+ *		Registers the transaction callbacks, once per backend, on first use.
  */
 void
 queue_register_xact_callback(void)
@@ -118,6 +132,7 @@ queue_register_xact_callback(void)
 	if (!callback_registered)
 	{
 		RegisterXactCallback(queue_xact_callback, NULL);
+		RegisterSubXactCallback(queue_subxact_callback, NULL);
 		callback_registered = true;
 	}
 }

@@ -1,5 +1,5 @@
 -- pgTAP: the schema of the queue extension (tables, columns, keys,
--- indexes, CHECK constraints, the view, sequences, pg_dump registration).
+-- indexes, CHECK constraints, the views, sequences, pg_dump registration).
 -- Settings differ from pg_regress's defaults on purpose: IntervalStyle is
 -- set so that constraint and default texts read the same everywhere.
 \set ECHO none
@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(154);
+SELECT plan(181);
 
 -- ----------------------------------------------------------------------
 -- Schema and relations
@@ -24,7 +24,7 @@ SELECT plan(154);
 SELECT has_schema('queue');
 SELECT has_extension('queue', 'queue', 'extension queue lives in schema queue');
 SELECT tables_are('queue', ARRAY['queue', 'job', 'job_archive', 'access_grant']);
-SELECT views_are('queue', ARRAY['jobs']);
+SELECT views_are('queue', ARRAY['jobs', 'queue_stats', 'workers']);
 SELECT sequences_are('queue', ARRAY['queue_id_seq', 'job_id_seq']);
 SELECT indexes_are('queue', 'queue', ARRAY['queue_pkey', 'queue_name_key']);
 SELECT indexes_are('queue', 'job',
@@ -241,6 +241,31 @@ SELECT col_type_is('queue', 'jobs', 'last_error', 'text', 'queue.jobs.last_error
 SELECT col_type_is('queue', 'jobs', 'finished_at', 'timestamp with time zone', 'queue.jobs.finished_at is timestamp with time zone');
 
 -- ----------------------------------------------------------------------
+-- The monitoring views queue.queue_stats and queue.workers (no payloads)
+-- ----------------------------------------------------------------------
+SELECT has_view('queue', 'queue_stats', 'view queue.queue_stats exists');
+SELECT columns_are('queue', 'queue_stats', ARRAY[
+    'queue', 'paused', 'ready', 'scheduled', 'retrying', 'running', 'completed', 'dead',
+    'cancelled', 'oldest_ready_age', 'expired_leases', 'completed_last_minute',
+    'failed_last_minute', 'waiting_claims']);
+SELECT col_type_is('queue', 'queue_stats', c, t, format('queue.queue_stats.%s is %s', c, t))
+  FROM (VALUES ('queue', 'text'), ('paused', 'boolean'), ('ready', 'bigint'),
+               ('scheduled', 'bigint'), ('retrying', 'bigint'), ('running', 'bigint'),
+               ('completed', 'bigint'), ('dead', 'bigint'), ('cancelled', 'bigint'),
+               ('oldest_ready_age', 'interval'), ('expired_leases', 'bigint'),
+               ('completed_last_minute', 'bigint'), ('failed_last_minute', 'bigint'),
+               ('waiting_claims', 'integer')) v(c, t);
+SELECT has_view('queue', 'workers', 'view queue.workers exists');
+SELECT columns_are('queue', 'workers', ARRAY[
+    'database', 'pid', 'state', 'started_at', 'last_activity', 'leases_expired',
+    'jobs_pruned', 'errors']);
+SELECT col_type_is('queue', 'workers', c, t, format('queue.workers.%s is %s', c, t))
+  FROM (VALUES ('database', 'name'), ('pid', 'integer'), ('state', 'text'),
+               ('started_at', 'timestamp with time zone'),
+               ('last_activity', 'timestamp with time zone'), ('leases_expired', 'bigint'),
+               ('jobs_pruned', 'bigint'), ('errors', 'bigint')) v(c, t);
+
+-- ----------------------------------------------------------------------
 -- Sequences
 -- ----------------------------------------------------------------------
 SELECT has_sequence('queue', 'queue_id_seq', 'sequence queue.queue_id_seq exists');
@@ -279,6 +304,12 @@ SELECT is((SELECT count(*)::int FROM pg_depend d
                               'queue.jobs'::regclass,
                               'queue.queue_id_seq'::regclass, 'queue.job_id_seq'::regclass)),
           7, 'the tables, the view and the sequences belong to the extension');
+SELECT is((SELECT count(*)::int FROM pg_depend d
+            WHERE d.refclassid = 'pg_extension'::regclass
+              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'queue')
+              AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+              AND d.objid IN ('queue.queue_stats'::regclass, 'queue.workers'::regclass)),
+          2, 'the monitoring views queue_stats and workers belong to the extension');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(134);
+SELECT plan(159);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -26,10 +26,16 @@ SELECT functions_are('queue', ARRAY[
     '_check_name',
     '_check_retry_policy',
     '_check_settings',
+    '_count_outcome',
     '_lock_idle_job',
     '_lock_queue_name',
     '_queue_id',
     '_redrive',
+    '_reset_stats',
+    '_throughput',
+    '_waiting_claims',
+    '_wake',
+    '_worker_status',
     'alter_queue',
     'backoff_delay',
     'cancel_job',
@@ -59,7 +65,7 @@ SELECT functions_are('queue', ARRAY[
     'resume_queue',
     'revoke_access']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          38, 'schema queue has 38 functions (redrive is overloaded)');
+          44, 'schema queue has 44 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -73,8 +79,8 @@ SELECT has_function('queue', 'backoff_delay', ARRAY['jsonb', 'integer', 'interva
 SELECT function_returns('queue', 'backoff_delay', ARRAY['jsonb', 'integer', 'interval']::name[], 'interval', 'queue.backoff_delay(jsonb, integer, interval) returns interval');
 SELECT has_function('queue', 'cancel_job', ARRAY['bigint']::name[], 'function queue.cancel_job(bigint) exists');
 SELECT function_returns('queue', 'cancel_job', ARRAY['bigint']::name[], 'void', 'queue.cancel_job(bigint) returns void');
-SELECT has_function('queue', 'claim', ARRAY['text', 'text', 'integer', 'interval']::name[], 'function queue.claim(text, text, integer, interval) exists');
-SELECT function_returns('queue', 'claim', ARRAY['text', 'text', 'integer', 'interval']::name[], 'setof record', 'queue.claim(text, text, integer, interval) returns setof record');
+SELECT has_function('queue', 'claim', ARRAY['text', 'text', 'integer', 'interval', 'interval']::name[], 'function queue.claim(text, text, integer, interval, interval) exists');
+SELECT function_returns('queue', 'claim', ARRAY['text', 'text', 'integer', 'interval', 'interval']::name[], 'setof record', 'queue.claim(text, text, integer, interval, interval) returns setof record');
 SELECT has_function('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[], 'function queue.complete(bigint, uuid, jsonb) exists');
 SELECT function_returns('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[], 'void', 'queue.complete(bigint, uuid, jsonb) returns void');
 SELECT has_function('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'function queue.complete_many(bigint[], uuid[], jsonb[]) exists');
@@ -143,6 +149,18 @@ SELECT has_function('queue', '_queue_id', ARRAY['text']::name[], 'function queue
 SELECT function_returns('queue', '_queue_id', ARRAY['text']::name[], 'integer', 'queue._queue_id(text) returns integer');
 SELECT has_function('queue', '_redrive', ARRAY['bigint[]']::name[], 'function queue._redrive(bigint[]) exists');
 SELECT function_returns('queue', '_redrive', ARRAY['bigint[]']::name[], 'bigint', 'queue._redrive(bigint[]) returns bigint');
+SELECT has_function('queue', '_wake', ARRAY['integer']::name[], 'function queue._wake(integer) exists');
+SELECT function_returns('queue', '_wake', ARRAY['integer']::name[], 'void', 'queue._wake(integer) returns void');
+SELECT has_function('queue', '_count_outcome', ARRAY['integer', 'bigint', 'bigint']::name[], 'function queue._count_outcome(integer, bigint, bigint) exists');
+SELECT function_returns('queue', '_count_outcome', ARRAY['integer', 'bigint', 'bigint']::name[], 'void', 'queue._count_outcome(integer, bigint, bigint) returns void');
+SELECT has_function('queue', '_reset_stats', ARRAY['integer']::name[], 'function queue._reset_stats(integer) exists');
+SELECT function_returns('queue', '_reset_stats', ARRAY['integer']::name[], 'void', 'queue._reset_stats(integer) returns void');
+SELECT has_function('queue', '_throughput', ARRAY[]::name[], 'function queue._throughput() exists');
+SELECT function_returns('queue', '_throughput', ARRAY[]::name[], 'setof record', 'queue._throughput() returns setof record');
+SELECT has_function('queue', '_waiting_claims', ARRAY['integer']::name[], 'function queue._waiting_claims(integer) exists');
+SELECT function_returns('queue', '_waiting_claims', ARRAY['integer']::name[], 'integer', 'queue._waiting_claims(integer) returns integer');
+SELECT has_function('queue', '_worker_status', ARRAY[]::name[], 'function queue._worker_status() exists');
+SELECT function_returns('queue', '_worker_status', ARRAY[]::name[], 'setof record', 'queue._worker_status() returns setof record');
 
 -- The exact signatures as a caller sees them: argument names, defaults and
 -- the TABLE columns.
@@ -160,7 +178,7 @@ SELECT set_eq(
          'job_id bigint',
          'void'),
         ('claim',
-         'queue text, worker text, batch_size integer DEFAULT 1, lease interval DEFAULT NULL::interval',
+         'queue text, worker text, batch_size integer DEFAULT 1, lease interval DEFAULT NULL::interval, wait interval DEFAULT NULL::interval',
          'TABLE(job_id bigint, lease_token uuid, payload jsonb, headers jsonb, attempt integer, max_attempts integer, priority integer, dedup_key text, enqueued_at timestamp with time zone, lease_expires_at timestamp with time zone)'),
         ('complete',
          'job_id bigint, lease_token uuid, result jsonb DEFAULT NULL::jsonb',
@@ -263,7 +281,25 @@ SELECT set_eq(
          'integer'),
         ('_redrive',
          'ids bigint[]',
-         'bigint')
+         'bigint'),
+        ('_wake',
+         'queue_id integer',
+         'void'),
+        ('_count_outcome',
+         'queue_id integer, completed bigint, failed bigint',
+         'void'),
+        ('_reset_stats',
+         'queue_id integer',
+         'void'),
+        ('_throughput',
+         '',
+         'TABLE(queue_id integer, completed_last_minute bigint, failed_last_minute bigint)'),
+        ('_waiting_claims',
+         'queue_id integer',
+         'integer'),
+        ('_worker_status',
+         '',
+         'TABLE(dboid oid, pid integer, state text, started_at timestamp with time zone, last_activity timestamp with time zone, leases_expired bigint, jobs_pruned bigint, errors bigint)')
     $$,
     'every function has exactly the documented argument names, defaults and result');
 
@@ -276,7 +312,7 @@ SELECT set_eq(
 SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, array_to_string(a, ', ')))
   FROM (VALUES ('alter_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval']::name[]),
        ('cancel_job', ARRAY['bigint']::name[]),
-       ('claim', ARRAY['text', 'text', 'integer', 'interval']::name[]),
+       ('claim', ARRAY['text', 'text', 'integer', 'interval', 'interval']::name[]),
        ('complete', ARRAY['bigint', 'uuid', 'jsonb']::name[]),
        ('complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[]),
        ('create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[]),
@@ -312,13 +348,19 @@ SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER'
        ('_lock_idle_job', ARRAY['bigint', 'text']::name[]),
        ('_lock_queue_name', ARRAY['text']::name[]),
        ('_queue_id', ARRAY['text']::name[]),
-       ('_redrive', ARRAY['bigint[]']::name[])) v(f, a);
+       ('_redrive', ARRAY['bigint[]']::name[]),
+       ('_wake', ARRAY['integer']::name[]),
+       ('_count_outcome', ARRAY['integer', 'bigint', 'bigint']::name[]),
+       ('_reset_stats', ARRAY['integer']::name[]),
+       ('_throughput', ARRAY[]::name[]),
+       ('_waiting_claims', ARRAY['integer']::name[]),
+       ('_worker_status', ARRAY[]::name[])) v(f, a);
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef$$,
     ARRAY['queue.alter_queue(text,integer,jsonb,interval,interval,interval)',
           'queue.cancel_job(bigint)',
-          'queue.claim(text,text,integer,interval)',
+          'queue.claim(text,text,integer,interval,interval)',
           'queue.complete(bigint,uuid,jsonb)',
           'queue.complete_many(bigint[],uuid[],jsonb[])',
           'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)',
@@ -368,7 +410,23 @@ SELECT is_empty(
        WHERE p.pronamespace = 'queue'::regnamespace
          AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
          AND NOT (l.lanname = 'c' AND p.proname LIKE '\_%' AND NOT p.prosecdef)$$,
-    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name: no SQL) may leave search_path alone');
+    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status: no SQL) may leave search_path alone');
+
+-- The internal C functions of the monitoring release: language, volatility
+-- and strictness (_reset_stats takes NULL: every counter of the database).
+SELECT set_eq(
+    $$SELECT p.proname::text, l.lanname::text, p.provolatile::text, p.proisstrict, p.proretset
+        FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proname IN ('_wake', '_count_outcome', '_reset_stats', '_throughput',
+                           '_waiting_claims', '_worker_status')$$,
+    $$VALUES ('_wake', 'c', 'v', true, false),
+             ('_count_outcome', 'c', 'v', true, false),
+             ('_reset_stats', 'c', 'v', false, false),
+             ('_throughput', 'c', 'v', false, true),
+             ('_waiting_claims', 'c', 'v', true, false),
+             ('_worker_status', 'c', 'v', false, true)$$,
+    'the new internal C functions: language c, volatile, strict except _reset_stats and the set-returning ones');
 
 -- ----------------------------------------------------------------------
 -- Nothing for PUBLIC
@@ -382,6 +440,10 @@ SELECT is_empty(
         FROM pg_proc p, aclexplode(p.proacl) a
        WHERE p.pronamespace = 'queue'::regnamespace AND a.grantee = 0$$,
     'no function is executable by PUBLIC');
+SELECT ok(NOT has_function_privilege('public', f, 'EXECUTE'), f || ' is not executable by PUBLIC')
+  FROM unnest(ARRAY['queue._wake(integer)', 'queue._count_outcome(integer,bigint,bigint)',
+                    'queue._reset_stats(integer)', 'queue._throughput()',
+                    'queue._waiting_claims(integer)', 'queue._worker_status()']) f;
 SELECT is_empty(
     $$SELECT p.oid::regprocedure, a.grantee::regrole, a.privilege_type
         FROM pg_proc p, aclexplode(p.proacl) a

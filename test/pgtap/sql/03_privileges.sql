@@ -20,7 +20,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(187);
+SELECT plan(217);
 
 -- ======================================================================
 -- Roles and grants
@@ -64,7 +64,7 @@ SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_consumer', p.oid, 'EXECUTE')$$,
-    ARRAY['queue.claim(text,text,integer,interval)',
+    ARRAY['queue.claim(text,text,integer,interval,interval)',
           'queue.complete(bigint,uuid,jsonb)',
           'queue.complete_many(bigint[],uuid[],jsonb[])',
           'queue.fail(bigint,uuid,text,boolean,interval)',
@@ -79,25 +79,45 @@ SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_monitor', p.oid, 'EXECUTE')$$,
-    ARRAY['queue.list_queues()'],
-    'monitor may execute exactly list_queues');
+    ARRAY['queue.list_queues()',
+          'queue._throughput()',
+          'queue._waiting_claims(integer)',
+          'queue._worker_status()'],
+    'monitor may execute exactly list_queues and the read-only internals behind the views');
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_admin', p.oid, 'EXECUTE')$$,
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef
-      UNION ALL SELECT 'queue.backoff_delay(jsonb,integer,interval)'$$,
-    'admin may execute every SECURITY DEFINER function and backoff_delay');
+      UNION ALL SELECT 'queue.backoff_delay(jsonb,integer,interval)'
+      UNION ALL SELECT unnest(ARRAY['queue._throughput()', 'queue._waiting_claims(integer)',
+                                    'queue._worker_status()'])$$,
+    'admin may execute every SECURITY DEFINER function, backoff_delay and the read-only internals behind the views');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND (p.proname LIKE '\_%' OR p.proname IN ('grant_access', 'revoke_access'))
+         AND p.proname NOT IN ('_throughput', '_waiting_claims', '_worker_status')
          AND (has_function_privilege('qt_admin', p.oid, 'EXECUTE')
               OR has_function_privilege('qt_producer', p.oid, 'EXECUTE')
               OR has_function_privilege('qt_consumer', p.oid, 'EXECUTE')
               OR has_function_privilege('qt_monitor', p.oid, 'EXECUTE'))$$,
-    'no level may execute the internal helpers or grant_access/revoke_access');
+    'no level may execute the internal helpers (but the three behind the views) or grant_access/revoke_access');
+SELECT is_empty(
+    $$SELECT r, p.oid::regprocedure FROM pg_proc p,
+             unnest(ARRAY['qt_admin', 'qt_producer', 'qt_consumer', 'qt_monitor', 'qt_nobody']) r
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proname IN ('_wake', '_count_outcome', '_reset_stats')
+         AND has_function_privilege(r, p.oid, 'EXECUTE')$$,
+    'nobody but the owner may execute _wake, _count_outcome, _reset_stats');
+SELECT is_empty(
+    $$SELECT r, p.oid::regprocedure FROM pg_proc p,
+             unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_nobody']) r
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proname IN ('_throughput', '_waiting_claims', '_worker_status')
+         AND has_function_privilege(r, p.oid, 'EXECUTE')$$,
+    'producer, consumer and nobody may not execute _throughput, _waiting_claims, _worker_status');
 
 SELECT set_eq(
     $$SELECT r, c.oid::regclass::text, p
@@ -108,11 +128,15 @@ SELECT set_eq(
        WHERE c.relnamespace = 'queue'::regnamespace
          AND CASE WHEN c.relkind IN ('r', 'v') THEN has_table_privilege(r, c.oid, p) END$$,
     $$VALUES ('qt_monitor', 'queue.queue', 'SELECT'),
+             ('qt_monitor', 'queue.queue_stats', 'SELECT'),
+             ('qt_monitor', 'queue.workers', 'SELECT'),
              ('qt_admin', 'queue.queue', 'SELECT'),
+             ('qt_admin', 'queue.queue_stats', 'SELECT'),
+             ('qt_admin', 'queue.workers', 'SELECT'),
              ('qt_admin', 'queue.job', 'SELECT'),
              ('qt_admin', 'queue.job_archive', 'SELECT'),
              ('qt_admin', 'queue.jobs', 'SELECT')$$,
-    'table privileges: monitor reads queue.queue, admin reads all, nobody writes');
+    'table privileges: monitor reads queue.queue, queue_stats and workers, admin reads all, nobody writes');
 SELECT is_empty(
     $$SELECT r, c.oid::regclass
         FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin']) r, pg_class c
@@ -132,6 +156,9 @@ SELECT queue.enqueue('qt_c', '{"c": 1}', priority => 100) AS c1 \gset
 SELECT queue.enqueue('qt_c', '{"c": 2}', priority => 90) AS c2 \gset
 SELECT queue.enqueue('qt_c', '{"c": 3}', priority => 80) AS c3 \gset
 SELECT queue.enqueue('qt_c', '{"c": 4}', priority => 70) AS c4 \gset
+-- a queue whose only job is an hour away: a waiting claim finds nothing
+SELECT queue.create_queue('qt_w') AS qt_w_id \gset
+SELECT queue.enqueue('qt_w', '{"w": 1}', delay => '1 hour') AS w1 \gset
 
 -- ======================================================================
 -- qt_nobody: granted nothing, can do nothing
@@ -157,6 +184,10 @@ SELECT throws_ok($$SELECT payload FROM queue.job_archive$$, '42501', NULL,
                  'nobody cannot read payloads from queue.job_archive');
 SELECT throws_ok($$SELECT name FROM queue.queue$$, '42501', NULL,
                  'nobody cannot read queue.queue');
+SELECT throws_ok($$SELECT * FROM queue.queue_stats$$, '42501', NULL,
+                 'nobody cannot read queue.queue_stats');
+SELECT throws_ok($$SELECT * FROM queue.workers$$, '42501', NULL,
+                 'nobody cannot read queue.workers');
 RESET ROLE;
 
 -- ======================================================================
@@ -200,6 +231,8 @@ SELECT throws_ok($$SELECT payload FROM queue.jobs$$, '42501', NULL,
                  'producer cannot read queue.jobs directly');
 SELECT throws_ok($$SELECT name FROM queue.queue$$, '42501', NULL,
                  'producer cannot read queue.queue directly');
+SELECT throws_ok($$SELECT * FROM queue.queue_stats$$, '42501', NULL,
+                 'producer cannot read queue.queue_stats');
 SELECT throws_ok(format('INSERT INTO queue.job (queue_id, state, run_at, max_attempts, payload)
                          VALUES (%s, %L, now(), 1, %L)', :qt_q_id, 'pending', '{}'),
                  '42501', NULL, 'producer cannot insert into queue.job directly');
@@ -244,6 +277,8 @@ SELECT is((SELECT count(*)::int FROM queue.fail_many(ARRAY[:cjob]::bigint[],
                                                      ARRAY[:'ctok']::uuid[], ARRAY['boom'])),
           1, 'consumer can fail_many');
 SELECT lives_ok($$SELECT queue.backoff_delay('{}', 1)$$, 'consumer can call backoff_delay');
+SELECT is((SELECT count(*)::int FROM queue.claim('qt_w', 'qt-worker', 1, wait => '20 milliseconds')),
+          0, 'consumer can claim with a wait (nothing due: the wait ends empty)');
 SELECT is((SELECT payload FROM queue.get_job(:c1)), '{"c": 1}'::jsonb, 'consumer can get_job');
 SELECT ok(EXISTS (SELECT 1 FROM queue.list_queues() WHERE name = 'qt_c'),
           'consumer can list_queues');
@@ -263,6 +298,12 @@ SELECT throws_ok($$SELECT payload FROM queue.job$$, '42501', NULL,
                  'consumer cannot read queue.job directly');
 SELECT throws_ok($$UPDATE queue.job SET priority = 0$$, '42501', NULL,
                  'consumer cannot update queue.job directly');
+SELECT throws_ok($$SELECT * FROM queue.queue_stats$$, '42501', NULL,
+                 'consumer cannot read queue.queue_stats');
+SELECT throws_ok($$SELECT * FROM queue.workers$$, '42501', NULL,
+                 'consumer cannot read queue.workers');
+SELECT throws_ok($$SELECT queue._wake(1)$$, '42501', NULL,
+                 'consumer cannot call queue._wake');
 RESET ROLE;
 SELECT set_eq(format($$SELECT id, state FROM queue.jobs WHERE queue = 'qt_c'$$),
               format($$VALUES (%s::bigint, 'completed'), (%s, 'retrying'), (%s, 'completed'),
@@ -297,6 +338,26 @@ SELECT throws_ok($$SELECT queue.pause_queue('qt_q')$$, '42501', NULL,
                  'monitor cannot pause_queue');
 SELECT throws_ok($$UPDATE queue.queue SET paused = true$$, '42501', NULL,
                  'monitor cannot update queue.queue');
+-- (the two failed jobs wait out a one-second backoff: ready or retrying)
+SELECT is((SELECT row(ready + retrying, scheduled, running, completed, dead, cancelled)::text
+             FROM queue.queue_stats WHERE queue = 'qt_c'),
+          '(2,0,0,2,0,0)', 'monitor can SELECT queue.queue_stats (the consumer''s work shows)');
+SELECT is((SELECT row(completed_last_minute, failed_last_minute, waiting_claims)::text
+             FROM queue.queue_stats WHERE queue = 'qt_c'),
+          '(0,0,0)', 'monitor sees no throughput yet: the consumer''s transaction has not committed');
+SELECT lives_ok($$SELECT * FROM queue.workers$$, 'monitor can SELECT queue.workers');
+SELECT lives_ok($$SELECT * FROM queue._throughput()$$, 'monitor can call queue._throughput');
+SELECT lives_ok(format('SELECT queue._waiting_claims(%s)', :qt_q_id),
+                'monitor can call queue._waiting_claims');
+SELECT lives_ok($$SELECT * FROM queue._worker_status()$$, 'monitor can call queue._worker_status');
+SELECT throws_ok(format('SELECT queue._wake(%s)', :qt_q_id), '42501', NULL,
+                 'monitor cannot call queue._wake');
+SELECT throws_ok(format('SELECT queue._count_outcome(%s, 1, 0)', :qt_q_id), '42501', NULL,
+                 'monitor cannot call queue._count_outcome');
+SELECT throws_ok(format('SELECT queue._reset_stats(%s)', :qt_q_id), '42501', NULL,
+                 'monitor cannot call queue._reset_stats');
+SELECT throws_ok($$SELECT queue._reset_stats(NULL)$$, '42501', NULL,
+                 'monitor cannot reset every counter');
 RESET ROLE;
 
 -- ======================================================================
@@ -335,6 +396,11 @@ SELECT lives_ok($$SELECT queue.expire_leases()$$, 'admin can expire_leases');
 SELECT lives_ok($$SELECT count(*) FROM queue.job$$, 'admin can SELECT queue.job');
 SELECT lives_ok($$SELECT count(*) FROM queue.job_archive$$, 'admin can SELECT queue.job_archive');
 SELECT lives_ok($$SELECT count(*) FROM queue.queue$$, 'admin can SELECT queue.queue');
+SELECT is((SELECT row(ready, scheduled, retrying, running, completed, dead, cancelled)::text
+             FROM queue.queue_stats WHERE queue = 'qt_admin_q'),
+          '(0,0,0,0,0,0,0)', 'admin can SELECT queue.queue_stats (the purged queue is empty)');
+SELECT lives_ok($$SELECT * FROM queue.workers$$, 'admin can SELECT queue.workers');
+SELECT lives_ok($$SELECT * FROM queue._throughput()$$, 'admin can call queue._throughput');
 SELECT is((SELECT payload FROM queue.get_job(:job1)), '{"n": 1}'::jsonb, 'admin can get_job');
 SELECT lives_ok($$SELECT queue.drop_queue('qt_admin_q')$$, 'admin can drop_queue');
 SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
@@ -345,6 +411,12 @@ SELECT throws_ok($$DELETE FROM queue.job$$, '42501', NULL,
                  'admin cannot delete from the tables directly');
 SELECT throws_ok($$SELECT queue._redrive('{}')$$, '42501', NULL,
                  'admin cannot call the internal helpers');
+SELECT throws_ok(format('SELECT queue._wake(%s)', :qt_q_id), '42501', NULL,
+                 'admin cannot call queue._wake');
+SELECT throws_ok(format('SELECT queue._count_outcome(%s, 1, 0)', :qt_q_id), '42501', NULL,
+                 'admin cannot call queue._count_outcome');
+SELECT throws_ok($$SELECT queue._reset_stats(NULL)$$, '42501', NULL,
+                 'admin cannot call queue._reset_stats');
 SELECT throws_ok($$SELECT queue.grant_access('qt_nobody', 'producer')$$, '42501', NULL,
                  'admin cannot grant_access (that is for the extension owner)');
 SELECT throws_ok($$SELECT queue.revoke_access('qt_producer', 'producer')$$, '42501', NULL,
@@ -422,6 +494,20 @@ SELECT queue.extend(:ecj1, :'ect1') IS NOT NULL AS eext \gset
 SELECT queue.fail(:ecj1, :'ect1', 'boom') AS efail \gset
 SELECT job_id AS ecj2, lease_token AS ect2 FROM queue.claim('qt_e', 'evil-worker') \gset
 SELECT 'done' AS ecomp FROM queue.complete(:ecj2, :'ect2') \gset
+\set ewait NULL
+SELECT count(*) AS ewait FROM queue.claim('qt_w', 'evil-worker', 1, wait => '20 milliseconds') \gset
+RESET search_path;
+RESET ROLE;
+
+-- monitor, under the hostile path
+SET ROLE qt_monitor;
+SET search_path = evil, pg_catalog, public;
+\set emstats NULL
+\set emworkers NULL
+-- (the operators of this query itself are qualified: only the view is on trial)
+SELECT row(ready OPERATOR(pg_catalog.+) retrying, running, completed)::text AS emstats
+  FROM queue.queue_stats WHERE queue OPERATOR(pg_catalog.=) 'qt_e' \gset
+SELECT count(*) AS emworkers FROM queue.workers \gset
 RESET search_path;
 RESET ROLE;
 
@@ -468,6 +554,9 @@ SELECT is(:'eext'::text, 't', 'hostile search_path: consumer extend still works'
 SELECT is(:'efail'::text, 'retrying', 'hostile search_path: consumer fail still works');
 SELECT is(:ecj2::bigint, :e2::bigint, 'hostile search_path: consumer claims the next job');
 SELECT is(:'ecomp'::text, 'done', 'hostile search_path: consumer complete still works');
+SELECT is(:ewait::int, 0, 'hostile search_path: consumer claim with a wait still works');
+SELECT is(:'emstats'::text, '(4,0,1)', 'hostile search_path: monitor reads queue.queue_stats');
+SELECT is(:emworkers::int, 0, 'hostile search_path: monitor reads queue.workers');
 SELECT is(:'eaq'::text, 't', 'hostile search_path: admin create_queue still works');
 SELECT is(:'eadead'::text, 'dead', 'hostile search_path: admin claim and fail still work');
 SELECT is(:ealist::int, 1, 'hostile search_path: admin list_jobs still works');
@@ -573,6 +662,12 @@ SELECT lives_ok($$SELECT queue.revoke_access('qt_monitor', 'monitor')$$,
                 'revoke_access(qt_monitor, monitor)');
 SELECT ok(NOT has_table_privilege('qt_monitor', 'queue.queue', 'SELECT'),
           'the former monitor may no longer read queue.queue');
+SELECT ok(NOT has_table_privilege('qt_monitor', 'queue.queue_stats', 'SELECT')
+          AND NOT has_table_privilege('qt_monitor', 'queue.workers', 'SELECT')
+          AND NOT has_function_privilege('qt_monitor', 'queue._throughput()', 'EXECUTE')
+          AND NOT has_function_privilege('qt_monitor', 'queue._waiting_claims(integer)', 'EXECUTE')
+          AND NOT has_function_privilege('qt_monitor', 'queue._worker_status()', 'EXECUTE'),
+          'the former monitor may no longer read the monitoring views nor call their internals');
 SELECT ok(NOT has_schema_privilege('qt_monitor', 'queue', 'USAGE'),
           'the former monitor lost USAGE on schema queue');
 SET ROLE qt_monitor;
@@ -632,6 +727,12 @@ SELECT ok(has_function_privilege('qt_multi2', 'queue.list_queues()', 'EXECUTE')
           AND has_table_privilege('qt_multi2', 'queue.queue', 'SELECT')
           AND has_schema_privilege('qt_multi2', 'queue', 'USAGE'),
           'revoking admin leaves the monitor level whole');
+SELECT ok(has_table_privilege('qt_multi2', 'queue.queue_stats', 'SELECT')
+          AND has_table_privilege('qt_multi2', 'queue.workers', 'SELECT')
+          AND has_function_privilege('qt_multi2', 'queue._throughput()', 'EXECUTE')
+          AND has_function_privilege('qt_multi2', 'queue._waiting_claims(integer)', 'EXECUTE')
+          AND has_function_privilege('qt_multi2', 'queue._worker_status()', 'EXECUTE'),
+          'revoking admin leaves the monitoring views and their internals (shared with monitor)');
 SELECT ok(NOT has_function_privilege('qt_multi2', 'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)', 'EXECUTE')
           AND NOT has_table_privilege('qt_multi2', 'queue.job', 'SELECT'),
           'revoking admin takes the admin part away');
@@ -670,7 +771,7 @@ SELECT lives_ok($$SELECT queue.revoke_access('qt_renamed', 'consumer')$$,
                 'revoke_access(consumer) after the role was renamed');
 SELECT ok(has_function_privilege('qt_renamed', 'queue.get_job(bigint)', 'EXECUTE')
           AND has_function_privilege('qt_renamed', 'queue.enqueue_many(text,jsonb)', 'EXECUTE')
-          AND NOT has_function_privilege('qt_renamed', 'queue.claim(text,text,integer,interval)', 'EXECUTE')
+          AND NOT has_function_privilege('qt_renamed', 'queue.claim(text,text,integer,interval,interval)', 'EXECUTE')
           AND has_schema_privilege('qt_renamed', 'queue', 'USAGE'),
           'the renamed role keeps its producer level whole');
 CREATE ROLE qt_gone;
