@@ -1,7 +1,8 @@
 # Makefile for the queue extension (PGXS)
 #
 # The version lives in queue.control (default_version) and nowhere else;
-# the install script queue--$(EXTVERSION).sql is built from src/queue.sql.
+# the install script queue--$(EXTVERSION).sql is built from src/sql/*.sql,
+# concatenated in name order (a file per concern).
 # Upgrade scripts live in src/updates/ and are installed as they are.
 
 EXTENSION = queue
@@ -14,6 +15,7 @@ OBJS = \
 	src/guc.o \
 	src/names.o \
 	src/enqueue.o \
+	src/groups.o \
 	src/lease.o \
 	src/shmem.o \
 	src/wake.o \
@@ -48,8 +50,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(EXTENSION)--$(EXTVERSION).sql: src/queue.sql $(EXTENSION).control
-	cat $< > $@
+INSTALL_SOURCES = $(sort $(wildcard src/sql/*.sql))
+
+$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SOURCES) $(EXTENSION).control
+	cat $(INSTALL_SOURCES) > $@
 
 # pgTAP tests: test/pgtap/sql/*.sql with expected output in
 # test/pgtap/expected/, run by pg_regress on a private server (pgTAP prints

@@ -42,25 +42,11 @@
 PG_FUNCTION_INFO_V1(queue_enqueue);
 PG_FUNCTION_INFO_V1(queue_enqueue_many);
 
-/* Longest deduplication key, in bytes. */
-#define QUEUE_DEDUP_KEY_MAXLEN	512
+/* Longest deduplication or group key, in bytes. */
+#define QUEUE_KEY_MAXLEN	512
 
 /* Rounds of insert-then-look-up before a dedup race is given up on. */
 #define DEDUP_MAX_ROUNDS		10
-
-/* One job to enqueue, validated. */
-typedef struct JobSpec
-{
-	Jsonb	   *payload;
-	Jsonb	   *headers;		/* NULL if none */
-	TimestampTz run_at;
-	int32		priority;
-	char	   *dedup_key;		/* NULL if none */
-	int32		max_attempts;	/* 0: the queue's default */
-	Jsonb	   *retry_policy;	/* NULL: the queue's */
-	int64		id;				/* assigned by enqueue_jobs */
-	bool		done;			/* inserted, or resolved to a live job */
-} JobSpec;
 
 /* Error context of a batch: which element was being read. */
 typedef struct BatchContext
@@ -97,6 +83,20 @@ check_document(Jsonb *doc, const char *what)
 }
 
 /*
+ * check_key
+ *		Raises unless a deduplication or group key (if given) has 1 to
+ *		QUEUE_KEY_MAXLEN bytes.
+ */
+static void
+check_key(const char *key, const char *what)
+{
+	if (key != NULL && (strlen(key) == 0 || strlen(key) > QUEUE_KEY_MAXLEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must have 1 to %d bytes", what, QUEUE_KEY_MAXLEN)));
+}
+
+/*
  * fill_spec
  *		Validates one job's fields and stores them in *spec.  NULL
  *		arguments mean "not given"; payload is required.
@@ -104,8 +104,8 @@ check_document(Jsonb *doc, const char *what)
 static void
 fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
 		  bool has_run_at, TimestampTz run_at, Interval *delay,
-		  int32 priority, char *dedup_key, bool has_max_attempts,
-		  int32 max_attempts, Jsonb *retry_policy)
+		  int32 priority, char *dedup_key, char *group_key,
+		  bool has_max_attempts, int32 max_attempts, Jsonb *retry_policy)
 {
 	if (payload == NULL)
 		ereport(ERROR,
@@ -138,15 +138,8 @@ fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
 															   IntervalPGetDatum(delay)));
 	}
 
-	if (dedup_key != NULL)
-	{
-		size_t		len = strlen(dedup_key);
-
-		if (len == 0 || len > QUEUE_DEDUP_KEY_MAXLEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("dedup_key must have 1 to %d bytes", QUEUE_DEDUP_KEY_MAXLEN)));
-	}
+	check_key(dedup_key, "dedup_key");
+	check_key(group_key, "group_key");
 	if (has_max_attempts && max_attempts < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -158,6 +151,8 @@ fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
 	spec->headers = headers;
 	spec->priority = priority;
 	spec->dedup_key = dedup_key;
+	spec->group_key = group_key;
+	spec->blocked = false;
 	spec->max_attempts = has_max_attempts ? max_attempts : 0;
 	spec->retry_policy = retry_policy;
 	spec->done = false;
@@ -193,9 +188,9 @@ static void
 insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[10] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID,
+	static const Oid argtypes[12] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID,
 		TIMESTAMPTZARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
-	JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, BOOLARRAYOID};
 	Datum	   *ids = palloc(n * sizeof(Datum));
 	Datum	   *prio = palloc(n * sizeof(Datum));
 	Datum	   *runat = palloc(n * sizeof(Datum));
@@ -207,8 +202,11 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 	bool	   *policy_null = palloc(n * sizeof(bool));
 	bool	   *headers_null = palloc(n * sizeof(bool));
 	bool	   *dedup_null = palloc(n * sizeof(bool));
+	Datum	   *group = palloc(n * sizeof(Datum));
+	bool	   *group_null = palloc(n * sizeof(bool));
+	Datum	   *blocked = palloc(n * sizeof(Datum));
 	int64	   *inserted;
-	Datum		values[10];
+	Datum		values[12];
 	int			m = 0;
 	int			rc;
 	uint64		i;
@@ -231,6 +229,9 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 		headers_null[m] = (s->headers == NULL);
 		dedup[m] = s->dedup_key ? CStringGetTextDatum(s->dedup_key) : (Datum) 0;
 		dedup_null[m] = (s->dedup_key == NULL);
+		group[m] = s->group_key ? CStringGetTextDatum(s->group_key) : (Datum) 0;
+		group_null[m] = (s->group_key == NULL);
+		blocked[m] = BoolGetDatum(s->blocked);
 		m++;
 	}
 
@@ -244,19 +245,23 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 	values[7] = queue_build_array(headers, headers_null, m, JSONBOID);
 	values[8] = queue_build_array(dedup, dedup_null, m, TEXTOID);
 	values[9] = TimestampTzGetDatum(now);
+	values[10] = queue_build_array(group, group_null, m, TEXTOID);
+	values[11] = queue_build_array(blocked, NULL, m, BOOLOID);
 
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "INSERT INTO queue.job (id, queue_id, state, priority, run_at,"
-									 "  max_attempts, retry_policy, payload, headers, dedup_key, created_at)"
-									 " SELECT u.id, $1, 'pending', u.priority, u.run_at, u.max_attempts,"
-									 "        u.retry_policy, u.payload, u.headers, u.dedup_key, $10"
-									 "   FROM unnest($2, $3, $4, $5, $6, $7, $8, $9)"
+									 "  max_attempts, retry_policy, payload, headers, dedup_key,"
+									 "  group_key, created_at)"
+									 " SELECT u.id, $1, CASE WHEN u.blocked THEN 'blocked' ELSE 'pending' END,"
+									 "        u.priority, u.run_at, u.max_attempts, u.retry_policy,"
+									 "        u.payload, u.headers, u.dedup_key, u.group_key, $10"
+									 "   FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $11, $12)"
 									 "        AS u(id, priority, run_at, max_attempts, retry_policy,"
-									 "             payload, headers, dedup_key)"
+									 "             payload, headers, dedup_key, group_key, blocked)"
 									 " ON CONFLICT (queue_id, dedup_key) WHERE dedup_key IS NOT NULL"
 									 " DO NOTHING"
 									 " RETURNING id",
-									 10, argtypes),
+									 12, argtypes),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "enqueue insert failed: %s", SPI_result_code_string(rc));
@@ -346,17 +351,141 @@ resolve_duplicates(const QueueInfo *queue, JobSpec *specs, int n)
 }
 
 /*
+ * mark_blocked
+ *		In an ordered queue, decides which specs start blocked: those whose
+ *		group has a live job, and every spec after the first of its group in
+ *		the batch.  Takes the groups' locks first (groups.c), so that the
+ *		answer holds until commit.  Returns the number of blocked specs.
+ */
+static int
+mark_blocked(const QueueInfo *queue, JobSpec *specs, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[2] = {INT4OID, TEXTARRAYOID};
+	char	  **keys = palloc(sizeof(char *) * n);
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	char	  **live;
+	int			nkeys = 0;
+	int			nlive;
+	int			nblocked = 0;
+	Datum		values[2];
+	int			rc;
+
+	for (int k = 0; k < n; k++)
+		if (specs[k].group_key != NULL)
+		{
+			keys[nkeys] = specs[k].group_key;
+			elems[nkeys] = CStringGetTextDatum(specs[k].group_key);
+			nkeys++;
+		}
+	if (nkeys == 0)
+		return 0;
+	queue_lock_groups(queue->id, keys, nkeys);
+
+	values[0] = Int32GetDatum(queue->id);
+	values[1] = queue_build_array(elems, NULL, nkeys, TEXTOID);
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "SELECT DISTINCT group_key FROM queue.job"
+									 " WHERE queue_id = $1 AND group_key = ANY ($2)",
+									 2, argtypes),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "group lookup failed: %s", SPI_result_code_string(rc));
+
+	/* groups with a live job, then each group's first spec joins them */
+	live = palloc(sizeof(char *) * (SPI_processed + nkeys));
+	nlive = (int) SPI_processed;
+	for (int i = 0; i < nlive; i++)
+		live[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	for (int k = 0; k < n; k++)
+	{
+		bool		seen = false;
+
+		if (specs[k].group_key == NULL)
+			continue;
+		for (int i = 0; i < nlive && !seen; i++)
+			seen = (strcmp(live[i], specs[k].group_key) == 0);
+		if (seen)
+		{
+			specs[k].blocked = true;
+			nblocked++;
+		}
+		else
+			live[nlive++] = specs[k].group_key;
+	}
+	return nblocked;
+}
+
+/*
+ * queue_enqueue_specs
+ *		Enqueues n validated specs into a queue; on return each spec's id is
+ *		the job that stands for it (new, or the live job holding its
+ *		deduplication key).  Must be called inside SPI_connect.
+ */
+void
+queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
+{
+	Oid			seq;
+	int			nblocked = 0;
+	int			round;
+
+	if (n == 0)
+		return;
+
+	seq = get_relname_relid("job_id_seq", get_namespace_oid("queue", false));
+	if (!OidIsValid(seq))
+		elog(ERROR, "sequence queue.job_id_seq is missing");
+	for (int k = 0; k < n; k++)
+		specs[k].id = nextval_internal(seq, false);
+
+	if (queue->ordered)
+		nblocked = mark_blocked(queue, specs, n);
+
+	queue_note_wake(queue->id);
+	for (round = 0;; round++)
+	{
+		bool		has_keys = false;
+
+		insert_pending(queue, specs, n, now);
+		for (int k = 0; k < n && !has_keys; k++)
+			has_keys = !specs[k].done;
+		if (!has_keys || resolve_duplicates(queue, specs, n) == 0)
+			break;
+		if (round >= DEDUP_MAX_ROUNDS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not settle deduplication keys after %d rounds",
+							DEDUP_MAX_ROUNDS),
+					 errdetail("Jobs holding the same keys kept finishing concurrently."),
+					 errhint("Retry the transaction.")));
+	}
+
+	/*
+	 * A group's first spec may have been deduplicated away (its key held by
+	 * a job of another group), leaving the next one blocked with no head:
+	 * promote where that happened.
+	 */
+	if (nblocked > 0)
+	{
+		char	  **keys = palloc(sizeof(char *) * n);
+		int			nkeys = 0;
+
+		for (int k = 0; k < n; k++)
+			if (specs[k].group_key != NULL)
+				keys[nkeys++] = specs[k].group_key;
+		queue_promote_groups(queue->id, keys, nkeys);
+	}
+}
+
+/*
  * enqueue_jobs
- *		Enqueues n validated specs into the named queue; on return each
- *		spec's id is the job that stands for it (new, or the live job
- *		holding its deduplication key).
+ *		Enqueues n validated specs into the named queue (see
+ *		queue_enqueue_specs).
  */
 static void
 enqueue_jobs(const char *queue_name, JobSpec *specs, int n, TimestampTz now)
 {
 	QueueInfo	queue;
-	Oid			seq;
-	int			round;
 
 	if (n > queue_max_batch_size)
 		ereport(ERROR,
@@ -370,42 +499,13 @@ enqueue_jobs(const char *queue_name, JobSpec *specs, int n, TimestampTz now)
 	/* Lock before the lookup: see queue_lock_name. */
 	queue_lock_name(queue_name, ShareLock);
 	queue_lookup(queue_name, &queue);
-	if (n == 0)
-	{
-		SPI_finish();
-		return;
-	}
-
-	seq = get_relname_relid("job_id_seq", get_namespace_oid("queue", false));
-	if (!OidIsValid(seq))
-		elog(ERROR, "sequence queue.job_id_seq is missing");
-	for (int k = 0; k < n; k++)
-		specs[k].id = nextval_internal(seq, false);
-
-	queue_note_wake(queue.id);
-	for (round = 0;; round++)
-	{
-		bool		has_keys = false;
-
-		insert_pending(&queue, specs, n, now);
-		for (int k = 0; k < n && !has_keys; k++)
-			has_keys = !specs[k].done;
-		if (!has_keys || resolve_duplicates(&queue, specs, n) == 0)
-			break;
-		if (round >= DEDUP_MAX_ROUNDS)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not settle deduplication keys after %d rounds",
-							DEDUP_MAX_ROUNDS),
-					 errdetail("Jobs holding the same keys kept finishing concurrently."),
-					 errhint("Retry the transaction.")));
-	}
+	queue_enqueue_specs(&queue, specs, n, now);
 	SPI_finish();
 }
 
 /*
  * queue.enqueue(queue, payload, headers, run_at, delay, priority,
- *				 dedup_key, max_attempts, retry_policy) returns bigint
+ *				 dedup_key, max_attempts, retry_policy, group_key) returns bigint
  */
 Datum
 queue_enqueue(PG_FUNCTION_ARGS)
@@ -425,6 +525,7 @@ queue_enqueue(PG_FUNCTION_ARGS)
 			  PG_ARGISNULL(4) ? NULL : PG_GETARG_INTERVAL_P(4),
 			  PG_GETARG_INT32(5),
 			  PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6)),
+			  PG_ARGISNULL(9) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(9)),
 			  !PG_ARGISNULL(7), PG_ARGISNULL(7) ? 0 : PG_GETARG_INT32(7),
 			  PG_ARGISNULL(8) ? NULL : PG_GETARG_JSONB_P(8));
 
@@ -501,6 +602,7 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 	Interval   *delay = NULL;
 	int32		priority = 0;
 	char	   *dedup_key = NULL;
+	char	   *group_key = NULL;
 	bool		has_max_attempts = false;
 	int32		max_attempts = 0;
 	Jsonb	   *retry_policy = NULL;
@@ -510,7 +612,7 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("each job must be a JSON object"),
-				 errhint("Give {\"payload\": {...}} and optional headers, run_at, delay, priority, dedup_key, max_attempts, retry_policy.")));
+				 errhint("Give {\"payload\": {...}} and optional headers, run_at, delay, priority, dedup_key, group_key, max_attempts, retry_policy.")));
 
 	it = JsonbIteratorInit(elem->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -554,6 +656,8 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 			priority = json_int32(&v, key);
 		else if (strcmp(key, "dedup_key") == 0)
 			dedup_key = json_text(&v, key);
+		else if (strcmp(key, "group_key") == 0)
+			group_key = json_text(&v, key);
 		else if (strcmp(key, "max_attempts") == 0)
 		{
 			has_max_attempts = true;
@@ -565,11 +669,11 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown job key \"%s\"", key),
-					 errhint("The keys are payload, headers, run_at, delay, priority, dedup_key, max_attempts and retry_policy.")));
+					 errhint("The keys are payload, headers, run_at, delay, priority, dedup_key, group_key, max_attempts and retry_policy.")));
 	}
 
 	fill_spec(spec, now, payload, headers, has_run_at, run_at, delay, priority,
-			  dedup_key, has_max_attempts, max_attempts, retry_policy);
+			  dedup_key, group_key, has_max_attempts, max_attempts, retry_policy);
 }
 
 /*

@@ -346,7 +346,7 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "WITH candidate AS MATERIALIZED ("
 									 "  SELECT id, priority, run_at FROM queue.job"
-									 "   WHERE queue_id = $1 AND run_at <= $2"
+									 "   WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'"
 									 "     AND (state = 'pending' OR attempts < max_attempts)"
 									 "   ORDER BY priority DESC, run_at, id"
 									 "   LIMIT $3"
@@ -400,15 +400,18 @@ next_due(int32 queue_id)
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "WITH RECURSIVE p(priority) AS ("
 									 "  (SELECT priority FROM queue.job WHERE queue_id = $1"
+									 "      AND state <> 'blocked'"
 									 "    ORDER BY priority DESC LIMIT 1)"
 									 "  UNION ALL"
 									 "  SELECT (SELECT j.priority FROM queue.job j"
 									 "           WHERE j.queue_id = $1 AND j.priority < p.priority"
+									 "             AND j.state <> 'blocked'"
 									 "           ORDER BY j.priority DESC LIMIT 1)"
 									 "    FROM p WHERE p.priority IS NOT NULL"
 									 ")"
 									 " SELECT min((SELECT j.run_at FROM queue.job j"
 									 "              WHERE j.queue_id = $1 AND j.priority = p.priority"
+									 "                AND j.state <> 'blocked'"
 									 "                AND (j.state = 'pending' OR j.attempts < j.max_attempts)"
 									 "              ORDER BY j.run_at LIMIT 1))"
 									 "   FROM p WHERE p.priority IS NOT NULL",
@@ -525,6 +528,52 @@ queue_claim(PG_FUNCTION_ARGS)
 }
 
 /*
+ * settle_finished
+ *		After jobs left the live set: counts them (completed and failed
+ *		each, for queue.queue_stats) and promotes the next job of each of
+ *		their groups (ordered queues), one call per queue.  tt holds rows
+ *		(id, queue_id, group_key), the group key NULL unless the queue is
+ *		ordered.
+ */
+static void
+settle_finished(SPITupleTable *tt, int64 completed, int64 failed)
+{
+	uint64		n = tt->numvals;
+	int32	   *queue_ids = palloc(sizeof(int32) * (n + 1));
+	char	  **keys = palloc(sizeof(char *) * (n + 1));
+	bool	   *done = palloc0(sizeof(bool) * (n + 1));
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		queue_ids[i] = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		keys[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		if (completed || failed)
+			queue_count_outcome(queue_ids[i], completed, failed);
+	}
+
+	/* promote per queue: gather the group keys of one queue at a time */
+	for (uint64 i = 0; i < n; i++)
+	{
+		char	  **group = palloc(sizeof(char *) * (n + 1));
+		int			ngroup = 0;
+
+		if (done[i])
+			continue;
+		for (uint64 k = i; k < n; k++)
+		{
+			if (done[k] || queue_ids[k] != queue_ids[i])
+				continue;
+			done[k] = true;
+			if (keys[k] != NULL)
+				group[ngroup++] = keys[k];
+		}
+		queue_promote_groups(queue_ids[i], group, ngroup);
+	}
+}
+
+/*
  * complete_batch
  *		Completes every job of the batch (extra: results), or raises QU001.
  *
@@ -571,24 +620,18 @@ complete_batch(LeaseBatch *b)
 									 QUEUE_ARCHIVE_INSERT
 									 "  SELECT d.id, d.queue_id, 'completed', d.priority, d.attempts,"
 									 "         d.max_attempts, d.retry_policy, d.payload, d.headers,"
-									 "         d.dedup_key, d.worker, d.result, d.errors, d.created_at, $4"
+									 "         d.dedup_key, d.group_key, d.worker, d.result, d.errors, d.created_at, $4"
 									 "    FROM done d JOIN queue.queue q ON q.id = d.queue_id"
 									 "   WHERE q.retention > interval '0'"
 									 ")"
-									 " SELECT id, queue_id FROM done",
+									 " SELECT d.id, d.queue_id, CASE WHEN q.ordered THEN d.group_key END"
+									 "   FROM done d JOIN queue.queue q ON q.id = d.queue_id",
 									 4, argtypes),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
 	check_all_matched(b);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		queue_count_outcome(DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-														SPI_tuptable->tupdesc, 2, &isnull)),
-							1, 0);
-	}
+	settle_finished(SPI_tuptable, 1, 0);
 	SPI_finish();
 }
 
@@ -765,21 +808,25 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 										 "   USING unnest($1, $2) AS t(id, error)"
 										 "   WHERE j.id = t.id"
 										 "  RETURNING j.*, t.error AS new_error"
-										 ")"
+										 "), archived AS ("
 										 QUEUE_ARCHIVE_INSERT
 										 " SELECT d.id, d.queue_id, 'dead', d.priority, d.attempts,"
 										 "        d.max_attempts, d.retry_policy, d.payload, d.headers,"
-										 "        d.dedup_key, d.worker, NULL,"
+										 "        d.dedup_key, d.group_key, d.worker, NULL,"
 										 "        d.errors || jsonb_build_array(jsonb_build_object("
 										 "          'attempt', d.attempts, 'at', $3::timestamptz,"
 										 "          'worker', d.worker, 'error', d.new_error)),"
 										 "        d.created_at, $3"
 										 "   FROM d JOIN queue.queue q ON q.id = d.queue_id"
-										 "  WHERE q.dead_retention > interval '0'",
+										 "  WHERE q.dead_retention > interval '0'"
+										 ")"
+										 " SELECT d.id, d.queue_id, CASE WHEN q.ordered THEN d.group_key END"
+										 "   FROM d JOIN queue.queue q ON q.id = d.queue_id",
 										 3, dead_types),
 							  values, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
+		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "fail dead move failed: %s", SPI_result_code_string(rc));
+		settle_finished(SPI_tuptable, 0, 0);
 	}
 	SPI_finish();
 }

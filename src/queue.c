@@ -25,6 +25,7 @@
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
  *	enqueue.c	enqueue and enqueue_many
+ *	groups.c	ordered queues: group locks and promotion of a group's next job
  *	lease.c		claim, complete, fail, extend, release (single and batch),
  *				and the waiting claim
  *	shmem.c		shared memory: wake-up slots, worker status board
@@ -139,7 +140,7 @@ queue_lookup(const char *name, QueueInfo *info)
 
 	values[0] = CStringGetTextDatum(name);
 	rc = SPI_execute_plan(queue_plan(&plan,
-									 "SELECT id, paused, max_attempts, lease_timeout"
+									 "SELECT id, paused, max_attempts, lease_timeout, ordered"
 									 "  FROM queue.queue WHERE name = $1",
 									 1, argtypes),
 						  values, NULL, false, 1);
@@ -157,6 +158,7 @@ queue_lookup(const char *name, QueueInfo *info)
 	info->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
+	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 }
 
 /*

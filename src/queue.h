@@ -35,7 +35,8 @@
 /* The head of every move of jobs into queue.job_archive (lease.c). */
 #define QUEUE_ARCHIVE_INSERT \
 	"INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts," \
-	" max_attempts, retry_policy, payload, headers, dedup_key, worker, result," \
+	" max_attempts, retry_policy, payload, headers, dedup_key, group_key, worker," \
+	" result," \
 	" errors, created_at, finished_at) "
 
 /* Settings (guc.c) */
@@ -111,9 +112,26 @@ typedef struct QueueInfo
 {
 	int32		id;
 	bool		paused;
+	bool		ordered;		/* FIFO per group key (groups.c) */
 	int32		max_attempts;
 	Interval	lease_timeout;
 } QueueInfo;
+
+/* One job to enqueue, validated (enqueue.c; also built by the relay). */
+typedef struct JobSpec
+{
+	Jsonb	   *payload;
+	Jsonb	   *headers;		/* NULL if none */
+	TimestampTz run_at;
+	int32		priority;
+	char	   *dedup_key;		/* NULL if none */
+	char	   *group_key;		/* NULL if none */
+	int32		max_attempts;	/* 0: the queue's default */
+	Jsonb	   *retry_policy;	/* NULL: the queue's */
+	int64		id;				/* assigned by queue_enqueue_specs */
+	bool		blocked;		/* ordered queue: behind its group's head */
+	bool		done;			/* inserted, or resolved to a live job */
+} JobSpec;
 
 /* queue.c */
 extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
@@ -124,6 +142,14 @@ extern Datum queue_interval_datum(const Interval *iv);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern double queue_interval_seconds(const Interval *iv);
 extern Interval *queue_seconds_interval(double seconds);
+
+/* enqueue.c */
+extern void queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n,
+								TimestampTz now);
+
+/* groups.c */
+extern void queue_lock_groups(int32 queue_id, char **keys, int n);
+extern int	queue_promote_groups(int32 queue_id, char **keys, int n);
 
 /* names.c */
 extern void queue_check_name_value(const char *name, const char *what);
