@@ -16,6 +16,7 @@ OBJS = \
 	src/names.o \
 	src/enqueue.o \
 	src/groups.o \
+	src/locks.o \
 	src/lease.o \
 	src/shmem.o \
 	src/wake.o \

@@ -380,7 +380,7 @@ mark_blocked(const QueueInfo *queue, JobSpec *specs, int n)
 		}
 	if (nkeys == 0)
 		return 0;
-	queue_lock_groups(queue->id, keys, nkeys);
+	queue_lock_keys(QUEUE_LOCK_GROUP, (uint32) queue->id, keys, nkeys);
 
 	values[0] = Int32GetDatum(queue->id);
 	values[1] = queue_build_array(elems, NULL, nkeys, TEXTOID);
@@ -496,8 +496,8 @@ enqueue_jobs(const char *queue_name, JobSpec *specs, int n, TimestampTz now)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* Lock before the lookup: see queue_lock_name. */
-	queue_lock_name(queue_name, ShareLock);
+	/* Lock before the lookup: see locks.c. */
+	queue_lock_name(QUEUE_LOCK_QUEUE_NAME, queue_name, ShareLock);
 	queue_lookup(queue_name, &queue);
 	queue_enqueue_specs(&queue, specs, n, now);
 	SPI_finish();

@@ -31,56 +31,14 @@
 #include "postgres.h"
 
 #include "catalog/pg_type_d.h"
-#include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "queue.h"
 
 PG_FUNCTION_INFO_V1(queue_promote_groups_sql);
-
-/* Lock tag field 4 of group locks (advisory-lock functions use 1 and 2). */
-#define GROUP_LOCK_FIELD4	6
-
-static int
-cmp_uint32(const void *a, const void *b)
-{
-	uint32		x = *(const uint32 *) a;
-	uint32		y = *(const uint32 *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * queue_lock_groups
- *		Takes the transaction-level locks of the given groups of a queue,
- *		in hash order.  Two keys with the same hash share a lock, which
- *		costs some concurrency and nothing else.
- */
-void
-queue_lock_groups(int32 queue_id, char **keys, int n)
-{
-	uint32	   *hashes = palloc(sizeof(uint32) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		hashes[i] = hash_bytes((const unsigned char *) keys[i], strlen(keys[i]));
-	qsort(hashes, n, sizeof(uint32), cmp_uint32);
-	for (int i = 0; i < n; i++)
-	{
-		LOCKTAG		tag;
-
-		if (i > 0 && hashes[i] == hashes[i - 1])
-			continue;
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, hashes[i], (uint32) queue_id,
-							 GROUP_LOCK_FIELD4);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	}
-	pfree(hashes);
-}
 
 /*
  * queue_promote_groups
@@ -99,7 +57,7 @@ queue_promote_groups(int32 queue_id, char **keys, int n)
 
 	if (n == 0)
 		return 0;
-	queue_lock_groups(queue_id, keys, n);
+	queue_lock_keys(QUEUE_LOCK_GROUP, (uint32) queue_id, keys, n);
 
 	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)

@@ -20,7 +20,8 @@
  *				redrivable into its queue.
  *
  * Layout of the C code:
- *	queue.c		this file: _PG_init, plan cache, queue lookup, locks
+ *	queue.c		this file: _PG_init, plan cache, queue lookup
+ *	locks.c		the extension's own heavyweight locks (names, groups, keys)
  *	guc.c		the queue.* settings
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
@@ -66,7 +67,6 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-PG_FUNCTION_INFO_V1(queue_lock_queue_name);
 
 /*
  * Module load: refuse unless preloaded (except under pg_upgrade), then
@@ -159,45 +159,6 @@ queue_lookup(const char *name, QueueInfo *info)
 	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
 	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-}
-
-/*
- * queue_lock_name
- *		Takes the transaction-level lock that orders enqueues and
- *		drop_queue on one queue name.
- *
- * Enqueues take it shared before they look the queue up; drop_queue takes
- * it exclusive.  So a drop waits for the enqueues in flight, and an
- * enqueue that starts after a drop looks the queue up with a snapshot that
- * sees it gone: no job is ever inserted for a dropped queue (in READ
- * COMMITTED).  This costs one lock-table entry per enqueue call, where a
- * foreign key would share-lock the queue's row for every job inserted
- * (and create a multixact under concurrent producers).
- *
- * The lock is an advisory-lock tag in this database whose last field (4)
- * the SQL advisory-lock functions never use (they use 1 and 2), so it
- * cannot collide with an application's advisory locks.
- */
-void
-queue_lock_name(const char *name, LOCKMODE mode)
-{
-	LOCKTAG		tag;
-	uint32		h = hash_bytes((const unsigned char *) name, strlen(name));
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, h, 0x51554555, 4);
-	(void) LockAcquire(&tag, mode, false, false);
-}
-
-/*
- * queue._lock_queue_name(name): drop_queue's side of queue_lock_name.
- */
-Datum
-queue_lock_queue_name(PG_FUNCTION_ARGS)
-{
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-
-	queue_lock_name(name, ExclusiveLock);
-	PG_RETURN_VOID();
 }
 
 /*

@@ -137,7 +137,6 @@ typedef struct JobSpec
 extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
 							 int nargs, const Oid *argtypes);
 extern void queue_lookup(const char *name, QueueInfo *info);
-extern void queue_lock_name(const char *name, LOCKMODE mode);
 extern Datum queue_interval_datum(const Interval *iv);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern double queue_interval_seconds(const Interval *iv);
@@ -148,8 +147,25 @@ extern void queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n,
 								TimestampTz now);
 
 /* groups.c */
-extern void queue_lock_groups(int32 queue_id, char **keys, int n);
 extern int	queue_promote_groups(int32 queue_id, char **keys, int n);
+
+/*
+ * locks.c: the kinds of lock the extension takes.  Each is an advisory-lock
+ * tag whose field 4 the SQL advisory-lock functions never use (they use 1
+ * and 2), so none collides with an application's advisory locks.
+ */
+typedef enum QueueLockKind
+{
+	QUEUE_LOCK_QUEUE_NAME = 4,	/* enqueue (share) vs drop_queue (exclusive) */
+	QUEUE_LOCK_TOPIC_NAME = 5,	/* publish (share) vs drop_topic (exclusive) */
+	QUEUE_LOCK_GROUP = 6,		/* a group of an ordered queue */
+	QUEUE_LOCK_EVENT_KEY = 7,	/* publishers of one key of a topic */
+	QUEUE_LOCK_RELAY = 8		/* the relay of a database */
+} QueueLockKind;
+
+extern void queue_lock_name(QueueLockKind kind, const char *name, LOCKMODE mode);
+extern void queue_lock_keys(QueueLockKind kind, uint32 space, char **keys, int n);
+extern void queue_lock_relay(void);
 
 /* names.c */
 extern void queue_check_name_value(const char *name, const char *what);
