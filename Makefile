@@ -17,6 +17,7 @@ OBJS = \
 	src/enqueue.o \
 	src/groups.o \
 	src/locks.o \
+	src/outbox.o \
 	src/lease.o \
 	src/shmem.o \
 	src/wake.o \

@@ -64,11 +64,11 @@ batch_error_callback(void *arg)
 }
 
 /*
- * check_document
+ * queue_check_document
  *		Raises unless doc is a JSON object within the size limit.
  */
-static void
-check_document(Jsonb *doc, const char *what)
+void
+queue_check_document(Jsonb *doc, const char *what)
 {
 	if (!JB_ROOT_IS_OBJECT(doc) || JB_ROOT_IS_SCALAR(doc))
 		ereport(ERROR,
@@ -112,9 +112,9 @@ fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("payload must not be null"),
 				 errhint("Use an empty object {} for a job without data.")));
-	check_document(payload, "payload");
+	queue_check_document(payload, "payload");
 	if (headers != NULL)
-		check_document(headers, "headers");
+		queue_check_document(headers, "headers");
 
 	if (has_run_at && delay != NULL)
 		ereport(ERROR,

@@ -46,6 +46,12 @@ int			queue_max_wait_ms = 60000;
 /* Longest a waiting claim sleeps before it looks again by itself. */
 int			queue_recheck_interval_ms = 5000;
 
+/* Most events one relay transaction takes. */
+int			queue_relay_batch_size = 1000;
+
+/* Longest the relay sleeps when no publishing commit wakes it. */
+int			queue_relay_idle_ms = 1000;
+
 /*
  * queue_define_gucs
  *		Registers the settings; called once from _PG_init.
@@ -123,6 +129,22 @@ queue_define_gucs(void)
 							&queue_recheck_interval_ms,
 							5000, 10, 3600 * 1000,
 							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("queue.relay_batch_size",
+							"Most events one relay transaction takes.",
+							NULL,
+							&queue_relay_batch_size,
+							1000, 1, 1000000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("queue.relay_idle_interval",
+							"Longest the relay sleeps when no publishing commit wakes it.",
+							NULL,
+							&queue_relay_idle_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000

@@ -26,7 +26,8 @@
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
  *	enqueue.c	enqueue and enqueue_many
- *	groups.c	ordered queues: group locks and promotion of a group's next job
+ *	groups.c	ordered queues: promotion of a group's next job
+ *	outbox.c	the transactional outbox: publish and the relay
  *	lease.c		claim, complete, fail, extend, release (single and batch),
  *				and the waiting claim
  *	shmem.c		shared memory: wake-up slots, worker status board
@@ -119,16 +120,17 @@ queue_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 }
 
 /*
- * queue_lookup
- *		Fills *info for the named queue, or raises "queue does not exist".
+ * queue_lookup_if_exists
+ *		Fills *info for the named queue and returns true, or returns false
+ *		when there is no such queue.
  *
  * Must be called inside SPI_connect.  The query runs read-write so that
- * in READ COMMITTED it takes a new snapshot: after waiting for the enqueue
- * lock (queue_lock_name), the lookup must see a drop_queue that committed
+ * in READ COMMITTED it takes a new snapshot: after waiting for the name
+ * lock (locks.c), the lookup must see a drop_queue that committed
  * meanwhile.
  */
-void
-queue_lookup(const char *name, QueueInfo *info)
+bool
+queue_lookup_if_exists(const char *name, QueueInfo *info)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[1] = {TEXTOID};
@@ -147,10 +149,7 @@ queue_lookup(const char *name, QueueInfo *info)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("queue \"%s\" does not exist", name),
-				 errhint("Create it with queue.create_queue().")));
+		return false;
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
@@ -159,6 +158,21 @@ queue_lookup(const char *name, QueueInfo *info)
 	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
 	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	return true;
+}
+
+/*
+ * queue_lookup
+ *		Fills *info for the named queue, or raises "queue does not exist".
+ */
+void
+queue_lookup(const char *name, QueueInfo *info)
+{
+	if (!queue_lookup_if_exists(name, info))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("queue \"%s\" does not exist", name),
+				 errhint("Create it with queue.create_queue().")));
 }
 
 /*

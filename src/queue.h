@@ -49,6 +49,8 @@ extern int	queue_naptime_ms;
 extern int	queue_maintenance_batch_size;
 extern int	queue_max_wait_ms;
 extern int	queue_recheck_interval_ms;
+extern int	queue_relay_batch_size;
+extern int	queue_relay_idle_ms;
 extern void queue_define_gucs(void);
 
 /*
@@ -69,9 +71,11 @@ typedef struct QueueWorkerStatus
 {
 	Oid			dboid;			/* InvalidOid: entry free */
 	pid_t		pid;			/* 0: not running */
+	int			procno;			/* its PGPROC, whose latch wakes the relay */
 	char		state[QUEUE_WORKER_STATE_LEN];
 	TimestampTz started_at;
 	TimestampTz last_activity;
+	int64		events_relayed; /* events taken out of the outbox, since start */
 	int64		leases_expired; /* jobs moved to dead letters, since start */
 	int64		jobs_pruned;	/* finished jobs deleted, since start */
 	int64		errors;			/* failed passes, since start */
@@ -94,6 +98,7 @@ extern QueueWakeSlot *queue_wake_slot(int32 queue_id);
 /* wake.c */
 extern void queue_register_xact_callback(void);
 extern void queue_note_wake(int32 queue_id);
+extern void queue_note_relay_wake(void);
 extern void queue_wait_for_wake(QueueWakeSlot *slot, uint64 seen, long timeout_ms);
 
 /* stats.c */
@@ -137,12 +142,14 @@ typedef struct JobSpec
 extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
 							 int nargs, const Oid *argtypes);
 extern void queue_lookup(const char *name, QueueInfo *info);
+extern bool queue_lookup_if_exists(const char *name, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern double queue_interval_seconds(const Interval *iv);
 extern Interval *queue_seconds_interval(double seconds);
 
 /* enqueue.c */
+extern void queue_check_document(Jsonb *doc, const char *what);
 extern void queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n,
 								TimestampTz now);
 

@@ -370,7 +370,8 @@ queue_waiting_claims(PG_FUNCTION_ARGS)
 
 /*
  * queue._worker_status() returns table (database, pid, state, started_at,
- * last_activity, leases_expired, jobs_pruned, errors): the status board.
+ * last_activity, events_relayed, leases_expired, jobs_pruned, errors):
+ * the status board.
  */
 Datum
 queue_worker_status(PG_FUNCTION_ARGS)
@@ -384,8 +385,8 @@ queue_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < queue_shared->nworkers; i++)
 	{
 		QueueWorkerStatus copy;
-		Datum		values[8];
-		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		Datum		values[9];
+		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 
 		SpinLockAcquire(&queue_shared->mutex);
 		copy = queue_workers()[i];
@@ -401,9 +402,10 @@ queue_worker_status(PG_FUNCTION_ARGS)
 		nulls[3] = (copy.started_at == 0);
 		values[4] = TimestampTzGetDatum(copy.last_activity);
 		nulls[4] = (copy.last_activity == 0);
-		values[5] = Int64GetDatum(copy.leases_expired);
-		values[6] = Int64GetDatum(copy.jobs_pruned);
-		values[7] = Int64GetDatum(copy.errors);
+		values[5] = Int64GetDatum(copy.events_relayed);
+		values[6] = Int64GetDatum(copy.leases_expired);
+		values[7] = Int64GetDatum(copy.jobs_pruned);
+		values[8] = Int64GetDatum(copy.errors);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

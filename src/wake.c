@@ -40,6 +40,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -54,6 +56,7 @@ static int	noted_slots[MAX_NOTED_SLOTS];
 static int	n_noted = 0;
 static bool noted_overflow = false;
 static bool callback_registered = false;
+static bool relay_wake_noted = false;
 
 /*
  * wake_slot
@@ -65,6 +68,29 @@ wake_slot(QueueWakeSlot *slot)
 	pg_atomic_fetch_add_u64(&slot->generation, 1);
 	if (pg_atomic_read_u32(&slot->waiters) > 0)
 		ConditionVariableBroadcast(&slot->cv);
+}
+
+/*
+ * wake_relay
+ *		Sets the latch of this database's background worker, which runs the
+ *		relay.
+ */
+static void
+wake_relay(void)
+{
+	QueueWorkerStatus *w;
+	int			procno = -1;
+
+	if (queue_shared == NULL)
+		return;
+	w = queue_workers();
+	SpinLockAcquire(&queue_shared->mutex);
+	for (int i = 0; i < queue_shared->nworkers; i++)
+		if (w[i].dboid == MyDatabaseId && w[i].pid != 0)
+			procno = w[i].procno;
+	SpinLockRelease(&queue_shared->mutex);
+	if (procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
 /*
@@ -94,6 +120,9 @@ queue_xact_callback(XactEvent event, void *arg)
 			}
 			n_noted = 0;
 			noted_overflow = false;
+			if (relay_wake_noted)
+				wake_relay();
+			relay_wake_noted = false;
 			queue_stats_at_commit();
 			break;
 		case XACT_EVENT_ABORT:
@@ -101,6 +130,7 @@ queue_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			n_noted = 0;
 			noted_overflow = false;
+			relay_wake_noted = false;
 			queue_stats_at_abort();
 			break;
 		default:
@@ -158,6 +188,18 @@ queue_note_wake(int32 queue_id)
 		noted_slots[n_noted++] = idx;
 	else
 		noted_overflow = true;
+}
+
+/*
+ * queue_note_relay_wake
+ *		Remembers to wake this database's relay when the transaction
+ *		commits (it published).
+ */
+void
+queue_note_relay_wake(void)
+{
+	queue_register_xact_callback();
+	relay_wake_noted = true;
 }
 
 /*

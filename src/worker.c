@@ -19,14 +19,17 @@
  * launcher starts, and its first pass settles what the old primary left
  * (expired leases).
  *
- * A database worker runs a pass every queue.naptime:
+ * A database worker runs a pass whenever a publishing commit sets its
+ * latch, or queue.relay_idle_interval passes:
  *	1. if the extension is not installed in its database, it notes that
  *	   once in the log and waits (it notices CREATE EXTENSION on a later
  *	   pass, and DROP EXTENSION likewise);
- *	2. queue.expire_leases(): jobs whose lease ran out on their last
+ *	2. queue.relay(): committed events go to their subscribers;
+ *	and, once every queue.naptime, maintenance:
+ *	3. queue.expire_leases(): jobs whose lease ran out on their last
  *	   attempt become dead letters ("lease expired");
- *	3. queue.prune(): finished jobs past their queue's retention are
- *	   deleted.
+ *	4. queue.prune() and queue.prune_events(): finished jobs and relayed
+ *	   events past their retention are deleted.
  * Each step is its own transaction, and each step's batch is bounded
  * (queue.maintenance_batch_size).  A step that fails is rolled back and
  * logged (at most once a minute per worker), the pass goes on, and the
@@ -184,7 +187,8 @@ status_release(Oid dboid)
  *		The worker's own report: its state, and counters to add.
  */
 static void
-status_update(const char *state, int64 expired, int64 pruned, int64 errors)
+status_update(const char *state, int64 relayed, int64 expired, int64 pruned,
+			  int64 errors)
 {
 	QueueWorkerStatus *e;
 
@@ -196,6 +200,7 @@ status_update(const char *state, int64 expired, int64 pruned, int64 errors)
 			strlcpy(e->state, state, QUEUE_WORKER_STATE_LEN);
 		e->pid = MyProcPid;
 		e->last_activity = GetCurrentTimestamp();
+		e->events_relayed += relayed;
 		e->leases_expired += expired;
 		e->jobs_pruned += pruned;
 		e->errors += errors;
@@ -459,7 +464,7 @@ queue_launcher_main(Datum main_arg)
  *		to the caller.
  */
 static int64
-run_step(const char *activity, const char *sql)
+run_step(const char *activity, const char *sql, int32 batch_size)
 {
 	int64		total = 0;
 
@@ -481,7 +486,7 @@ run_step(const char *activity, const char *sql)
 		installed = (rc == SPI_OK_SELECT && SPI_processed == 1);
 		if (installed)
 		{
-			Datum		arg = Int32GetDatum(queue_maintenance_batch_size);
+			Datum		arg = Int32GetDatum(batch_size);
 			Oid			argtype = INT4OID;
 			bool		isnull;
 
@@ -501,7 +506,7 @@ run_step(const char *activity, const char *sql)
 		if (!installed)
 			return -1;
 		total += n;
-		if (n < queue_maintenance_batch_size)
+		if (n < batch_size)
 			break;
 	}
 	return total;
@@ -517,6 +522,7 @@ queue_worker_main(Datum main_arg)
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext pass_context;
 	TimestampTz last_error_log = 0;
+	TimestampTz last_maintenance = 0;
 	int			failures = 0;
 	bool		said_missing = false;
 	char	   *dbname;
@@ -539,6 +545,7 @@ queue_worker_main(Datum main_arg)
 		if (e != NULL)
 		{
 			e->pid = MyProcPid;
+			e->procno = MyProc->pgprocno;
 			e->started_at = GetCurrentTimestamp();
 		}
 	}
@@ -549,9 +556,13 @@ queue_worker_main(Datum main_arg)
 
 	for (;;)
 	{
+		int64		relayed = 0;
 		int64		expired = 0;
 		int64		pruned = 0;
 		bool		failed = false;
+		TimestampTz now = GetCurrentTimestamp();
+		bool		maintain = TimestampDifferenceExceeds(last_maintenance, now,
+														  queue_naptime_ms);
 		long		nap;
 
 		CHECK_FOR_INTERRUPTS();
@@ -564,14 +575,22 @@ queue_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(pass_context);
 		PG_TRY();
 		{
-			expired = run_step("queue: expiring leases", "SELECT queue.expire_leases($1)");
-			if (expired >= 0)
-				pruned = run_step("queue: pruning finished jobs", "SELECT queue.prune($1)");
+			relayed = run_step("queue: relaying events", "SELECT queue.relay($1)::bigint",
+							   queue_relay_batch_size);
+			if (relayed >= 0 && maintain)
+			{
+				last_maintenance = now;
+				expired = run_step("queue: expiring leases", "SELECT queue.expire_leases($1)",
+								   queue_maintenance_batch_size);
+				pruned = run_step("queue: pruning finished jobs", "SELECT queue.prune($1)",
+								  queue_maintenance_batch_size);
+				pruned += run_step("queue: pruning relayed events",
+								   "SELECT queue.prune_events($1)",
+								   queue_maintenance_batch_size);
+			}
 		}
 		PG_CATCH();
 		{
-			TimestampTz now = GetCurrentTimestamp();
-
 			MemoryContextSwitchTo(pass_context);
 			failed = true;
 			if (TimestampDifferenceExceeds(last_error_log, now, ERROR_LOG_INTERVAL_MS))
@@ -590,9 +609,9 @@ queue_worker_main(Datum main_arg)
 		if (failed)
 		{
 			failures++;
-			status_update("backing off after an error", 0, 0, 1);
+			status_update("backing off after an error", 0, 0, 0, 1);
 		}
-		else if (expired < 0)
+		else if (relayed < 0)
 		{
 			failures = 0;
 			if (!said_missing)
@@ -600,7 +619,7 @@ queue_worker_main(Datum main_arg)
 						(errmsg("queue worker: extension \"queue\" is not installed in database \"%s\"; waiting for CREATE EXTENSION",
 								dbname)));
 			said_missing = true;
-			status_update("waiting for CREATE EXTENSION", 0, 0, 0);
+			status_update("waiting for CREATE EXTENSION", 0, 0, 0, 0);
 		}
 		else
 		{
@@ -610,14 +629,25 @@ queue_worker_main(Datum main_arg)
 						(errmsg("queue worker: extension \"queue\" found in database \"%s\"; maintenance resumes",
 								dbname)));
 			said_missing = false;
-			status_update("idle", expired, pruned, 0);
+			status_update("idle", relayed, expired, pruned, 0);
 		}
 
-		/* After failures, back off: naptime doubled per failure, up to a minute. */
-		nap = queue_naptime_ms;
-		for (int i = 0; i < failures && nap < RESTART_MAX_MS; i++)
-			nap *= 2;
-		nap = Min(nap, Max(RESTART_MAX_MS, queue_naptime_ms));
+		/*
+		 * Sleep until a publishing commit sets the latch, the relay's idle
+		 * interval passes, or maintenance is due.  After failures, back off:
+		 * naptime doubled per failure, up to a minute.
+		 */
+		if (failures > 0)
+		{
+			nap = queue_naptime_ms;
+			for (int i = 0; i < failures && nap < RESTART_MAX_MS; i++)
+				nap *= 2;
+			nap = Min(nap, Max(RESTART_MAX_MS, queue_naptime_ms));
+		}
+		else if (said_missing)
+			nap = queue_naptime_ms;
+		else
+			nap = Min(queue_relay_idle_ms, queue_naptime_ms);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap, PG_WAIT_EXTENSION);

@@ -91,7 +91,7 @@ LANGUAGE C VOLATILE STRICT;
 -- The background workers' status board (shared memory).
 CREATE FUNCTION queue._worker_status()
 RETURNS TABLE (dboid oid, pid integer, state text, started_at timestamptz,
-			   last_activity timestamptz, leases_expired bigint, jobs_pruned bigint,
-			   errors bigint)
+			   last_activity timestamptz, events_relayed bigint, leases_expired bigint,
+			   jobs_pruned bigint, errors bigint)
 AS 'MODULE_PATHNAME', 'queue_worker_status'
 LANGUAGE C VOLATILE;

@@ -175,7 +175,8 @@ END;
 $$;
 
 -- Drops a queue with all its jobs, live and finished.  Refuses while jobs
--- are running unless force is true.  Takes the queue's enqueue lock in
+-- are running or a topic delivers to it, unless force is true (which also
+-- removes its subscriptions).  Takes the queue's enqueue lock in
 -- exclusive mode first, so no enqueue into it can be half-way through.
 CREATE FUNCTION queue.drop_queue(name text, force boolean DEFAULT false)
 RETURNS void
@@ -196,6 +197,13 @@ BEGIN
 			USING ERRCODE = '55006',
 				  HINT = 'Wait for them to finish, or pass force => true.';
 	END IF;
+	IF EXISTS (SELECT 1 FROM queue.subscription s WHERE s.queue_id = qid)
+	   AND NOT coalesce(force, false) THEN
+		RAISE EXCEPTION 'queue "%" is subscribed to a topic', name
+			USING ERRCODE = '55006',
+				  HINT = 'Unsubscribe it first, or pass force => true.';
+	END IF;
+	DELETE FROM queue.subscription s WHERE s.queue_id = qid;
 	DELETE FROM queue.job j WHERE j.queue_id = qid;
 	DELETE FROM queue.job_archive a WHERE a.queue_id = qid;
 	DELETE FROM queue.queue q WHERE q.id = qid;

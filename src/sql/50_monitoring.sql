@@ -30,6 +30,7 @@ SELECT q.name AS queue, q.paused,
 	   coalesce(l.scheduled, 0) AS scheduled,
 	   coalesce(l.retrying, 0) AS retrying,
 	   coalesce(r.running, 0) AS running,
+	   coalesce(l.blocked, 0) AS blocked,
 	   (SELECT count(*) FROM queue.job_archive a
 		 WHERE a.queue_id = q.id AND a.state = 'completed') AS completed,
 	   (SELECT count(*) FROM queue.job_archive a
@@ -43,14 +44,19 @@ SELECT q.name AS queue, q.paused,
 	   queue._waiting_claims(q.id) AS waiting_claims
   FROM queue.queue q
   LEFT JOIN LATERAL (
-	SELECT count(*) FILTER (WHERE j.run_at <= pg_catalog.clock_timestamp()) AS ready,
-		   count(*) FILTER (WHERE j.run_at > pg_catalog.clock_timestamp()
+	SELECT count(*) FILTER (WHERE j.state = 'pending'
+							  AND j.run_at <= pg_catalog.clock_timestamp()) AS ready,
+		   count(*) FILTER (WHERE j.state = 'pending'
+							  AND j.run_at > pg_catalog.clock_timestamp()
 							  AND j.attempts = 0) AS scheduled,
-		   count(*) FILTER (WHERE j.run_at > pg_catalog.clock_timestamp()
+		   count(*) FILTER (WHERE j.state = 'pending'
+							  AND j.run_at > pg_catalog.clock_timestamp()
 							  AND j.attempts > 0) AS retrying,
-		   min(j.run_at) FILTER (WHERE j.run_at <= pg_catalog.clock_timestamp()) AS oldest_ready
+		   count(*) FILTER (WHERE j.state = 'blocked') AS blocked,
+		   min(j.run_at) FILTER (WHERE j.state = 'pending'
+								   AND j.run_at <= pg_catalog.clock_timestamp()) AS oldest_ready
 	  FROM queue.job j
-	 WHERE j.queue_id = q.id AND j.state = 'pending') l ON true
+	 WHERE j.queue_id = q.id AND j.state IN ('pending', 'blocked')) l ON true
   LEFT JOIN LATERAL (
 	SELECT count(*) AS running,
 		   count(*) FILTER (WHERE j.run_at <= pg_catalog.clock_timestamp()) AS expired_leases
@@ -63,7 +69,7 @@ COMMENT ON VIEW queue.queue_stats IS 'per queue: jobs by state, oldest ready age
 -- The background workers of the whole server (see queue.databases).
 CREATE VIEW queue.workers AS
 SELECT d.datname AS database, w.pid, w.state, w.started_at, w.last_activity,
-	   w.leases_expired, w.jobs_pruned, w.errors
+	   w.events_relayed, w.leases_expired, w.jobs_pruned, w.errors
   FROM queue._worker_status() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid = w.dboid;
 

@@ -31,6 +31,8 @@ DECLARE
 	producer text[] := ARRAY[
 		'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb,text)',
 		'queue.enqueue_many(text,jsonb)',
+		'queue.publish(text,jsonb,text,jsonb)',
+		'queue.publish_many(text,jsonb)',
 		'queue.get_job(bigint)',
 		'queue.list_queues()'];
 	consumer text[] := ARRAY[
@@ -46,6 +48,7 @@ DECLARE
 		'queue.list_queues()'];
 	monitor text[] := ARRAY[
 		'queue.list_queues()',
+		'queue.list_topics()',
 		'queue._throughput()',
 		'queue._waiting_claims(integer)',
 		'queue._worker_status()'];
@@ -64,7 +67,16 @@ DECLARE
 		'queue.redrive(bigint)',
 		'queue.redrive(text,bigint[])',
 		'queue.prune(integer)',
-		'queue.expire_leases(integer)'];
+		'queue.expire_leases(integer)',
+		'queue.create_topic(text,interval,boolean)',
+		'queue.drop_topic(text,boolean)',
+		'queue.subscribe(text,text,text)',
+		'queue.unsubscribe(text,text,text)',
+		'queue.list_subscriptions(text)',
+		'queue.get_event(bigint)',
+		'queue.retry_dead_events(text,bigint[])',
+		'queue.prune_events(integer)',
+		'queue.relay(integer)'];
 	names text[];
 BEGIN
 	CASE access
@@ -103,10 +115,15 @@ SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 	SELECT 'FUNCTION ' || f::text FROM queue._access_functions(_access_objects.access) f
 	UNION
-	SELECT 'TABLE ' || t FROM unnest(ARRAY['queue.queue', 'queue.queue_stats', 'queue.workers']) t
+	SELECT 'TABLE ' || t
+	  FROM unnest(ARRAY['queue.queue', 'queue.queue_stats', 'queue.workers',
+						'queue.topic_stats', 'queue.blocked_groups']) t
 	 WHERE _access_objects.access IN ('admin', 'monitor')
 	UNION
-	SELECT 'TABLE ' || t FROM unnest(ARRAY['queue.jobs', 'queue.job', 'queue.job_archive']) t
+	SELECT 'TABLE ' || t
+	  FROM unnest(ARRAY['queue.jobs', 'queue.job', 'queue.job_archive', 'queue.events',
+						'queue.event', 'queue.event_archive', 'queue.topic',
+						'queue.subscription']) t
 	 WHERE _access_objects.access = 'admin';
 END;
 
