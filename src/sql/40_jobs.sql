@@ -95,7 +95,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	j queue.job := queue._lock_idle_job(job_id, 'cancel');
+	locked queue.job := queue._lock_idle_job(job_id, 'cancel');
 BEGIN
 	WITH d AS (DELETE FROM queue.job j WHERE j.id = cancel_job.job_id RETURNING j.*)
 	INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts, max_attempts,
@@ -105,7 +105,7 @@ BEGIN
 		   d.retry_policy, d.payload, d.headers, d.dedup_key, d.group_key,
 		   d.worker, NULL, d.errors, d.created_at, clock_timestamp()
 	  FROM d;
-	PERFORM queue._promote_groups(j.queue_id, ARRAY[j.group_key]);
+	PERFORM queue._promote_groups(locked.queue_id, ARRAY[locked.group_key]);
 END;
 $$;
 
@@ -116,13 +116,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	j queue.job;
+	locked queue.job;
 BEGIN
 	DELETE FROM queue.job_archive a WHERE a.id = delete_job.job_id;
 	IF NOT FOUND THEN
-		j := queue._lock_idle_job(job_id, 'delete');
-		DELETE FROM queue.job WHERE id = delete_job.job_id;
-		PERFORM queue._promote_groups(j.queue_id, ARRAY[j.group_key]);
+		locked := queue._lock_idle_job(job_id, 'delete');
+		DELETE FROM queue.job j WHERE j.id = delete_job.job_id;
+		PERFORM queue._promote_groups(locked.queue_id, ARRAY[locked.group_key]);
 	END IF;
 END;
 $$;
