@@ -47,17 +47,27 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /*
- * queue_shmem_size
- *		Bytes the segment needs for the configured sizes.
+ * queue_struct_size
+ *		Bytes of the QueueShared struct (slots and worker board).
  */
 static Size
-queue_shmem_size(void)
+queue_struct_size(void)
 {
 	Size		size = offsetof(QueueShared, slots);
 
 	size = add_size(size, mul_size(queue_wake_slots, sizeof(QueueWakeSlot)));
-	size = add_size(size, mul_size(queue_max_databases, sizeof(QueueWorkerStatus)));
-	return add_size(size, queue_stats_shmem_size());
+	return add_size(size, mul_size(queue_max_databases, sizeof(QueueWorkerStatus)));
+}
+
+/*
+ * queue_shmem_size
+ *		Bytes to request: the struct, and the throughput hash table that
+ *		stats.c allocates on its own.
+ */
+static Size
+queue_shmem_size(void)
+{
+	return add_size(queue_struct_size(), queue_stats_shmem_size());
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -84,7 +94,7 @@ queue_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	queue_shared = ShmemInitStruct("queue", queue_shmem_size(), &found);
+	queue_shared = ShmemInitStruct("queue", queue_struct_size(), &found);
 	if (!found)
 	{
 		queue_shared->nslots = queue_wake_slots;

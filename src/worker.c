@@ -32,8 +32,8 @@
  *	   events past their retention are deleted.
  * Each step is its own transaction, and each step's batch is bounded
  * (queue.maintenance_batch_size).  A step that fails is rolled back and
- * logged (at most once a minute per worker), the pass goes on, and the
- * worker backs off; an error never takes the worker down.  Every change a
+ * logged (at most once a minute per worker), the pass goes on with the next
+ * step, and the worker backs off; an error never takes the worker down.  Every change a
  * step makes is a compare-and-set in SQL (see expire_leases and prune),
  * so a job its worker settles concurrently is never touched.
  *
@@ -69,6 +69,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
@@ -322,6 +323,23 @@ launcher_wanted(LaunchedWorker *workers, int *nworkers, bool warn)
 }
 
 /*
+ * database_still_there
+ *		Whether the worker's database still exists under its name (it may
+ *		have been dropped since the list was read).
+ */
+static bool
+database_still_there(LaunchedWorker *lw)
+{
+	Oid			dboid;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	dboid = database_oid(lw->dbname);
+	CommitTransactionCommand();
+	return dboid == lw->dboid;
+}
+
+/*
  * launcher_reconcile
  *		Starts the wanted workers that are not running (when their restart
  *		pause is over) and stops the unwanted ones.
@@ -361,6 +379,18 @@ launcher_reconcile(LaunchedWorker *workers, int *nworkers)
 			continue;
 		}
 
+		if (lw->handle == NULL && now >= lw->restart_at && !database_still_there(lw))
+		{
+			ereport(WARNING,
+					(errmsg("database \"%s\" named in queue.databases no longer exists; its queue worker stops",
+							lw->dbname),
+					 errhint("Remove it from queue.databases.")));
+			lw->wanted = false;
+			status_release(lw->dboid);
+			workers[i] = workers[--(*nworkers)];
+			i--;
+			continue;
+		}
 		if (lw->handle == NULL && now >= lw->restart_at && status_claim(lw->dboid))
 		{
 			BackgroundWorker worker;
@@ -513,6 +543,50 @@ run_step(const char *activity, const char *sql, int32 batch_size)
 }
 
 /*
+ * guarded_step
+ *		run_step, with its errors caught: a failed step is rolled back and
+ *		reported (at most once every ERROR_LOG_INTERVAL_MS), *failed is set,
+ *		and 0 is returned, so that the pass goes on with the next step.
+ */
+static int64
+guarded_step(const char *activity, const char *sql, int32 batch_size,
+			 bool *failed, TimestampTz *last_error_log)
+{
+	MemoryContext context = CurrentMemoryContext;
+	int64		result = 0;
+
+	PG_TRY();
+	{
+		result = run_step(activity, sql, batch_size);
+	}
+	PG_CATCH();
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		MemoryContextSwitchTo(context);
+		*failed = true;
+		if (TimestampDifferenceExceeds(*last_error_log, now, ERROR_LOG_INTERVAL_MS))
+		{
+			EmitErrorReport();
+			*last_error_log = now;
+		}
+		FlushErrorState();
+
+		/*
+		 * As a backend's error recovery does: a lock or statement timeout
+		 * that fired would otherwise leave its timer armed.
+		 */
+		disable_all_timeouts(false);
+		QueryCancelPending = false;
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		result = 0;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * queue_worker_main
  *		Entry point of a database worker; main_arg is the database OID.
  */
@@ -573,45 +647,30 @@ queue_worker_main(Datum main_arg)
 		}
 
 		MemoryContextSwitchTo(pass_context);
-		PG_TRY();
+		relayed = guarded_step("queue: relaying events", "SELECT queue.relay($1)::bigint",
+							   queue_relay_batch_size, &failed, &last_error_log);
+		if (relayed >= 0 && maintain)
 		{
-			relayed = run_step("queue: relaying events", "SELECT queue.relay($1)::bigint",
-							   queue_relay_batch_size);
-			if (relayed >= 0 && maintain)
-			{
-				last_maintenance = now;
-				expired = run_step("queue: expiring leases", "SELECT queue.expire_leases($1)",
-								   queue_maintenance_batch_size);
-				pruned = run_step("queue: pruning finished jobs", "SELECT queue.prune($1)",
-								  queue_maintenance_batch_size);
-				pruned += run_step("queue: pruning relayed events",
+			last_maintenance = now;
+			expired = guarded_step("queue: expiring leases", "SELECT queue.expire_leases($1)",
+								   queue_maintenance_batch_size, &failed, &last_error_log);
+			pruned = guarded_step("queue: pruning finished jobs", "SELECT queue.prune($1)",
+								  queue_maintenance_batch_size, &failed, &last_error_log);
+			pruned += guarded_step("queue: pruning relayed events",
 								   "SELECT queue.prune_events($1)",
-								   queue_maintenance_batch_size);
-			}
+								   queue_maintenance_batch_size, &failed, &last_error_log);
 		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(pass_context);
-			failed = true;
-			if (TimestampDifferenceExceeds(last_error_log, now, ERROR_LOG_INTERVAL_MS))
-			{
-				EmitErrorReport();
-				last_error_log = now;
-			}
-			FlushErrorState();
-			AbortCurrentTransaction();
-			pgstat_report_activity(STATE_IDLE, NULL);
-		}
-		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(pass_context);
+		expired = Max(expired, 0);
+		pruned = Max(pruned, 0);
 
 		if (failed)
 		{
 			failures++;
 			status_update("backing off after an error", 0, 0, 0, 1);
 		}
-		else if (relayed < 0)
+		else if (relayed == -1)
 		{
 			failures = 0;
 			if (!said_missing)
@@ -629,7 +688,7 @@ queue_worker_main(Datum main_arg)
 						(errmsg("queue worker: extension \"queue\" found in database \"%s\"; maintenance resumes",
 								dbname)));
 			said_missing = false;
-			status_update("idle", relayed, expired, pruned, 0);
+			status_update("idle", Max(relayed, 0), expired, pruned, 0);
 		}
 
 		/*
