@@ -38,6 +38,19 @@ BEGIN
 END;
 $$;
 
+-- Raises unless a maintenance batch size is at least 1.
+CREATE FUNCTION queue._check_batch_size(batch_size integer)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF batch_size IS NULL OR batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
+	END IF;
+END;
+$$;
+
 -- Validates the settings shared by create_queue and alter_queue.
 CREATE FUNCTION queue._check_settings(max_attempts integer, lease_timeout interval,
 									  retention interval, dead_retention interval)

@@ -274,8 +274,8 @@ $$;
  * Deletes finished jobs past their queue's retention (completed and
  * cancelled: retention; dead: dead_retention), at most batch_size rows per
  * queue and state, so that it never holds many locks or a long
- * transaction.  Returns how many went.  The background worker (a later
- * release) calls it; until then call it from cron or a worker.
+ * transaction.  Returns how many went.  The background worker calls it
+ * every queue.naptime; without a worker, call it from cron or a client.
  */
 CREATE FUNCTION queue.prune(batch_size integer DEFAULT 10000)
 RETURNS bigint
@@ -288,9 +288,7 @@ DECLARE
 	n bigint;
 	total bigint := 0;
 BEGIN
-	IF batch_size IS NULL OR batch_size < 1 THEN
-		RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
-	END IF;
+	PERFORM queue._check_batch_size(batch_size);
 	FOR q IN SELECT * FROM queue.queue ORDER BY id LOOP
 		FOREACH st IN ARRAY ARRAY['completed', 'cancelled', 'dead'] LOOP
 			DELETE FROM queue.job_archive a
@@ -325,9 +323,7 @@ AS $$
 DECLARE
 	n bigint;
 BEGIN
-	IF batch_size IS NULL OR batch_size < 1 THEN
-		RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
-	END IF;
+	PERFORM queue._check_batch_size(batch_size);
 	WITH expired AS MATERIALIZED (
 		SELECT j.id FROM queue.job j
 		 WHERE j.state = 'running' AND j.run_at <= clock_timestamp()

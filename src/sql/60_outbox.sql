@@ -398,9 +398,7 @@ DECLARE
 	n bigint;
 	total bigint := 0;
 BEGIN
-	IF batch_size IS NULL OR batch_size < 1 THEN
-		RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
-	END IF;
+	PERFORM queue._check_batch_size(batch_size);
 	FOR t IN SELECT * FROM queue.topic ORDER BY id LOOP
 		DELETE FROM queue.event_archive a
 		 WHERE a.id IN (
