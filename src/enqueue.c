@@ -48,21 +48,6 @@ PG_FUNCTION_INFO_V1(queue_enqueue_many);
 /* Rounds of insert-then-look-up before a dedup race is given up on. */
 #define DEDUP_MAX_ROUNDS		10
 
-/* Error context of a batch: which element was being read. */
-typedef struct BatchContext
-{
-	int			index;
-} BatchContext;
-
-static void
-batch_error_callback(void *arg)
-{
-	BatchContext *ctx = (BatchContext *) arg;
-
-	if (ctx->index >= 0)
-		errcontext("job %d of the batch (counting from 1)", ctx->index + 1);
-}
-
 /*
  * queue_check_document
  *		Raises unless doc is a JSON object within the size limit.
@@ -432,14 +417,19 @@ queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz n
 	if (n == 0)
 		return;
 
+	/*
+	 * In an ordered queue, the group locks come before the ids: the ids of
+	 * a group's jobs are then drawn in the order their transactions commit,
+	 * and promotion (smallest id first) follows that order.
+	 */
+	if (queue->ordered)
+		nblocked = mark_blocked(queue, specs, n);
+
 	seq = get_relname_relid("job_id_seq", get_namespace_oid("queue", false));
 	if (!OidIsValid(seq))
 		elog(ERROR, "sequence queue.job_id_seq is missing");
 	for (int k = 0; k < n; k++)
 		specs[k].id = nextval_internal(seq, false);
-
-	if (queue->ordered)
-		nblocked = mark_blocked(queue, specs, n);
 
 	queue_note_wake(queue->id);
 	for (round = 0;; round++)
@@ -691,7 +681,7 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 	int			n;
 	JobSpec    *specs;
 	TimestampTz now = GetCurrentTimestamp();
-	BatchContext ctx;
+	QueueBatchContext ctx;
 	ErrorContextCallback errcb;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -718,7 +708,8 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 	specs = palloc0(sizeof(JobSpec) * Max(n, 1));
 
 	ctx.index = -1;
-	errcb.callback = batch_error_callback;
+	ctx.what = "job";
+	errcb.callback = queue_batch_error_callback;
 	errcb.arg = &ctx;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;

@@ -30,7 +30,11 @@
  * Poison events: the batch is delivered inside a subtransaction; if that
  * fails, each event is retried alone in its own subtransaction, and one
  * that still fails is moved to the archive as 'dead' with the error, so
- * the rest flow on.  (queue.retry_dead_events puts dead events back.)
+ * the rest flow on.  (queue.retry_dead_events puts dead events back, after
+ * the later events of their key: a dead event gives up its key's order.)
+ * A transient error (a lock timeout, a deadlock, a cancel...: is_transient)
+ * kills nothing: it ends the relay's transaction, and the events wait in
+ * the outbox for the next pass.
  *
  * IDENTIFICATION
  *	  src/outbox.c
@@ -254,6 +258,8 @@ queue_publish_many(PG_FUNCTION_ARGS)
 	JsonbIteratorToken tok;
 	int			n;
 	int			k = 0;
+	QueueBatchContext ctx;
+	ErrorContextCallback errcb;
 
 	QUEUE_ARG_NOT_NULL(0, "topic name");
 	QUEUE_ARG_NOT_NULL(1, "events");
@@ -272,6 +278,13 @@ queue_publish_many(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	events = palloc0(sizeof(EventSpec) * Max(n, 1));
 
+	errcb.callback = queue_batch_error_callback;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	ctx.what = "event";
+	ctx.index = -1;
+
 	it = JsonbIteratorInit(&arr->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -285,10 +298,11 @@ queue_publish_many(PG_FUNCTION_ARGS)
 
 		if (tok != WJB_ELEM)
 			continue;
+		ctx.index = k;
 		if (v.type != jbvBinary || !(v.val.binary.data->header & JB_FOBJECT))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("event %d of the batch (counting from 1) is not a JSON object", k + 1),
+					 errmsg("each event must be a JSON object"),
 					 errhint("Give {\"payload\": {...}} and optional key and headers.")));
 		eit = JsonbIteratorInit(v.val.binary.data);
 		while ((etok = JsonbIteratorNext(&eit, &ev, true)) != WJB_DONE)
@@ -309,13 +323,13 @@ queue_publish_many(PG_FUNCTION_ARGS)
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("event %d of the batch (counting from 1) has an invalid \"%s\"",
-								k + 1, name),
+						 errmsg("invalid or unknown event key \"%s\"", name),
 						 errhint("An event has payload (an object), and optionally key (a string) and headers (an object).")));
 		}
 		fill_event(&events[k], payload, key, headers);
 		k++;
 	}
+	error_context_stack = errcb.previous;
 
 	publish_events(text_to_cstring(PG_GETARG_TEXT_PP(0)), events, n);
 
@@ -523,14 +537,14 @@ bury(int64 id, const char *error, TimestampTz now)
 /*
  * try_deliver
  *		deliver() inside a subtransaction; returns NULL on success, or the
- *		error message after rolling the subtransaction back.
+ *		error after rolling the subtransaction back.
  */
-static char *
+static ErrorData *
 try_deliver(RelayEvent *events, int n, TimestampTz now)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	char	   *error = NULL;
+	ErrorData  *edata = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
@@ -543,19 +557,37 @@ try_deliver(RelayEvent *events, int n, TimestampTz now)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
-		error = edata->message ? pstrdup(edata->message) : pstrdup("unknown error");
-		FreeErrorData(edata);
 	}
 	PG_END_TRY();
-	return error;
+	return edata;
+}
+
+/*
+ * is_transient
+ *		Whether an error says something about the moment rather than the
+ *		event: a serialization failure or deadlock, a lock or statement
+ *		timeout, a cancel, lack of resources, an operator's intervention.
+ *		Such an error ends the relay's transaction (the events stay in the
+ *		outbox for the next pass) instead of making the events dead.
+ */
+static bool
+is_transient(const ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	return class == ERRCODE_TRANSACTION_ROLLBACK ||		/* 40xxx */
+		class == ERRCODE_INSUFFICIENT_RESOURCES ||	/* 53xxx */
+		class == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||	/* 54xxx */
+		class == ERRCODE_OPERATOR_INTERVENTION ||	/* 57xxx */
+		class == ERRCODE_SYSTEM_ERROR ||	/* 58xxx */
+		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		edata->sqlerrcode == ERRCODE_OBJECT_IN_USE;
 }
 
 /*
@@ -570,10 +602,14 @@ queue_relay(PG_FUNCTION_ARGS)
 	MemoryContext fn_context = CurrentMemoryContext;
 	TimestampTz now = GetCurrentTimestamp();
 	RelayEvent *events;
+	ErrorData  *edata;
 	Datum		values[1];
 	uint64		n;
 	int			rc;
 
+	/* the setting is capped by the batch limit; an argument must respect it */
+	if (PG_ARGISNULL(0))
+		batch_size = Min(batch_size, queue_max_batch_size);
 	if (batch_size < 1 || batch_size > queue_max_batch_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -635,15 +671,24 @@ queue_relay(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_context);
 	}
 
-	/* the whole batch at once; if it fails, event by event */
-	if (try_deliver(events, (int) n, now) != NULL)
+	/*
+	 * The whole batch at once; if it fails, event by event, so that only an
+	 * event that fails by itself is buried.  A transient error ends the
+	 * relay's transaction instead: the events wait for the next pass.
+	 */
+	edata = try_deliver(events, (int) n, now);
+	if (edata != NULL)
 	{
+		if (is_transient(edata))
+			ReThrowError(edata);
 		for (uint64 i = 0; i < n; i++)
 		{
-			char	   *error = try_deliver(&events[i], 1, now);
-
-			if (error != NULL)
-				bury(events[i].id, error, now);
+			edata = try_deliver(&events[i], 1, now);
+			if (edata == NULL)
+				continue;
+			if (is_transient(edata))
+				ReThrowError(edata);
+			bury(events[i].id, edata->message ? edata->message : "unknown error", now);
 		}
 	}
 

@@ -239,3 +239,17 @@ queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
 											  elemtype, typlen, typbyval, typalign));
 }
+
+/*
+ * queue_batch_error_callback
+ *		Error context of a batch call (enqueue_many, publish_many): which
+ *		element was being read.  arg is a QueueBatchContext.
+ */
+void
+queue_batch_error_callback(void *arg)
+{
+	QueueBatchContext *ctx = (QueueBatchContext *) arg;
+
+	if (ctx->index >= 0)
+		errcontext("%s %d of the batch (counting from 1)", ctx->what, ctx->index + 1);
+}

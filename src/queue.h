@@ -78,6 +78,7 @@ typedef struct QueueWorkerStatus
 	int64		events_relayed; /* events taken out of the outbox, since start */
 	int64		leases_expired; /* jobs moved to dead letters, since start */
 	int64		jobs_pruned;	/* finished jobs deleted, since start */
+	int64		events_pruned;	/* relayed events deleted, since start */
 	int64		errors;			/* failed passes, since start */
 } QueueWorkerStatus;
 
@@ -138,12 +139,20 @@ typedef struct JobSpec
 	bool		done;			/* inserted, or resolved to a live job */
 } JobSpec;
 
+/* Error context of a batch call: which element was being read. */
+typedef struct QueueBatchContext
+{
+	const char *what;			/* "job", "event" */
+	int			index;			/* from 0; -1 while not in an element */
+} QueueBatchContext;
+
 /* queue.c */
 extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
 							 int nargs, const Oid *argtypes);
 extern void queue_lookup(const char *name, QueueInfo *info);
 extern bool queue_lookup_if_exists(const char *name, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
+extern void queue_batch_error_callback(void *arg);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern double queue_interval_seconds(const Interval *iv);
 extern Interval *queue_seconds_interval(double seconds);

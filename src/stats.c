@@ -370,7 +370,8 @@ queue_waiting_claims(PG_FUNCTION_ARGS)
 
 /*
  * queue._worker_status() returns table (database, pid, state, started_at,
- * last_activity, events_relayed, leases_expired, jobs_pruned, errors):
+ * last_activity, events_relayed, leases_expired, jobs_pruned,
+ * events_pruned, errors):
  * the status board.
  */
 Datum
@@ -385,8 +386,8 @@ queue_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < queue_shared->nworkers; i++)
 	{
 		QueueWorkerStatus copy;
-		Datum		values[9];
-		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
+		Datum		values[10];
+		bool		nulls[10] = {0};
 
 		SpinLockAcquire(&queue_shared->mutex);
 		copy = queue_workers()[i];
@@ -405,7 +406,8 @@ queue_worker_status(PG_FUNCTION_ARGS)
 		values[5] = Int64GetDatum(copy.events_relayed);
 		values[6] = Int64GetDatum(copy.leases_expired);
 		values[7] = Int64GetDatum(copy.jobs_pruned);
-		values[8] = Int64GetDatum(copy.errors);
+		values[8] = Int64GetDatum(copy.events_pruned);
+		values[9] = Int64GetDatum(copy.errors);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

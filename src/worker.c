@@ -189,7 +189,7 @@ status_release(Oid dboid)
  */
 static void
 status_update(const char *state, int64 relayed, int64 expired, int64 pruned,
-			  int64 errors)
+			  int64 events_pruned, int64 errors)
 {
 	QueueWorkerStatus *e;
 
@@ -204,6 +204,7 @@ status_update(const char *state, int64 relayed, int64 expired, int64 pruned,
 		e->events_relayed += relayed;
 		e->leases_expired += expired;
 		e->jobs_pruned += pruned;
+		e->events_pruned += events_pruned;
 		e->errors += errors;
 	}
 	SpinLockRelease(&queue_shared->mutex);
@@ -633,6 +634,7 @@ queue_worker_main(Datum main_arg)
 		int64		relayed = 0;
 		int64		expired = 0;
 		int64		pruned = 0;
+		int64		events_pruned = 0;
 		bool		failed = false;
 		TimestampTz now = GetCurrentTimestamp();
 		bool		maintain = TimestampDifferenceExceeds(last_maintenance, now,
@@ -664,11 +666,12 @@ queue_worker_main(Datum main_arg)
 		MemoryContextReset(pass_context);
 		expired = Max(expired, 0);
 		pruned = Max(pruned, 0);
+		events_pruned = Max(events_pruned, 0);
 
 		if (failed)
 		{
 			failures++;
-			status_update("backing off after an error", 0, 0, 0, 1);
+			status_update("backing off after an error", 0, 0, 0, 0, 1);
 		}
 		else if (relayed == -1)
 		{
@@ -678,7 +681,7 @@ queue_worker_main(Datum main_arg)
 						(errmsg("queue worker: extension \"queue\" is not installed in database \"%s\"; waiting for CREATE EXTENSION",
 								dbname)));
 			said_missing = true;
-			status_update("waiting for CREATE EXTENSION", 0, 0, 0, 0);
+			status_update("waiting for CREATE EXTENSION", 0, 0, 0, 0, 0);
 		}
 		else
 		{
@@ -688,7 +691,8 @@ queue_worker_main(Datum main_arg)
 						(errmsg("queue worker: extension \"queue\" found in database \"%s\"; maintenance resumes",
 								dbname)));
 			said_missing = false;
-			status_update("idle", Max(relayed, 0), expired, pruned, 0);
+			status_update("idle", Max(relayed, 0), expired, pruned,
+						  Max(events_pruned, 0), 0);
 		}
 
 		/*

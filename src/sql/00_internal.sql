@@ -92,6 +92,6 @@ LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION queue._worker_status()
 RETURNS TABLE (dboid oid, pid integer, state text, started_at timestamptz,
 			   last_activity timestamptz, events_relayed bigint, leases_expired bigint,
-			   jobs_pruned bigint, errors bigint)
+			   jobs_pruned bigint, events_pruned bigint, errors bigint)
 AS 'MODULE_PATHNAME', 'queue_worker_status'
 LANGUAGE C VOLATILE;

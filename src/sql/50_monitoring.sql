@@ -69,7 +69,7 @@ COMMENT ON VIEW queue.queue_stats IS 'per queue: jobs by state, oldest ready age
 -- The background workers of the whole server (see queue.databases).
 CREATE VIEW queue.workers AS
 SELECT d.datname AS database, w.pid, w.state, w.started_at, w.last_activity,
-	   w.events_relayed, w.leases_expired, w.jobs_pruned, w.errors
+	   w.events_relayed, w.leases_expired, w.jobs_pruned, w.events_pruned, w.errors
   FROM queue._worker_status() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid = w.dboid;
 

@@ -259,6 +259,12 @@ BEGIN
 	END IF;
 	IF channel IS NOT NULL THEN
 		PERFORM queue._check_name(channel, 'channel');
+		IF octet_length(channel) > 63 THEN
+			RAISE EXCEPTION 'channel name is too long'
+				USING ERRCODE = '42622',
+					  DETAIL = format('The name has %s bytes; NOTIFY takes at most 63.',
+									  octet_length(channel));
+		END IF;
 	END IF;
 END;
 $$;
@@ -361,8 +367,9 @@ BEGIN ATOMIC
 END;
 
 -- Puts a topic's dead events back into the outbox (all, or the given
--- ids); returns how many.  They keep their ids, so their order among the
--- events of their key is the order they were published in.
+-- ids); returns how many.  The later events of their keys were relayed
+-- meanwhile, so a retried event arrives after them: a dead event gives up
+-- its key's order.
 CREATE FUNCTION queue.retry_dead_events(topic text, event_ids bigint[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
