@@ -16,29 +16,39 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(181);
+SELECT plan(316);
 
 -- ----------------------------------------------------------------------
 -- Schema and relations
 -- ----------------------------------------------------------------------
 SELECT has_schema('queue');
 SELECT has_extension('queue', 'queue', 'extension queue lives in schema queue');
-SELECT tables_are('queue', ARRAY['queue', 'job', 'job_archive', 'access_grant']);
-SELECT views_are('queue', ARRAY['jobs', 'queue_stats', 'workers']);
-SELECT sequences_are('queue', ARRAY['queue_id_seq', 'job_id_seq']);
+SELECT tables_are('queue', ARRAY['queue', 'job', 'job_archive', 'access_grant', 'topic',
+                                 'subscription', 'event', 'event_archive']);
+SELECT views_are('queue', ARRAY['jobs', 'queue_stats', 'workers', 'events', 'topic_stats',
+                                'blocked_groups']);
+SELECT sequences_are('queue', ARRAY['queue_id_seq', 'job_id_seq', 'topic_id_seq',
+                                    'subscription_id_seq', 'event_id_seq']);
 SELECT indexes_are('queue', 'queue', ARRAY['queue_pkey', 'queue_name_key']);
 SELECT indexes_are('queue', 'job',
-                   ARRAY['job_pkey', 'job_claim_idx', 'job_lease_idx', 'job_dedup_idx']);
+                   ARRAY['job_pkey', 'job_claim_idx', 'job_lease_idx', 'job_group_idx',
+                         'job_dedup_idx']);
 SELECT indexes_are('queue', 'job_archive',
                    ARRAY['job_archive_pkey', 'job_archive_queue_state_idx']);
 SELECT indexes_are('queue', 'access_grant', ARRAY['access_grant_pkey']);
+SELECT indexes_are('queue', 'topic', ARRAY['topic_pkey', 'topic_name_key']);
+SELECT indexes_are('queue', 'subscription',
+                   ARRAY['subscription_pkey', 'subscription_queue_key', 'subscription_channel_key',
+                         'subscription_queue_idx']);
+SELECT indexes_are('queue', 'event', ARRAY['event_pkey']);
+SELECT indexes_are('queue', 'event_archive', ARRAY['event_archive_pkey', 'event_archive_topic_idx']);
 
 -- ----------------------------------------------------------------------
 -- queue.queue
 -- ----------------------------------------------------------------------
 SELECT columns_are('queue', 'queue', ARRAY[
     'id', 'name', 'max_attempts', 'retry_policy', 'lease_timeout', 'retention',
-    'dead_retention', 'paused', 'created_at', 'updated_at']);
+    'dead_retention', 'paused', 'ordered', 'created_at', 'updated_at']);
 SELECT col_type_is('queue', 'queue', 'id', 'integer', 'queue.queue.id is integer');
 SELECT col_type_is('queue', 'queue', 'name', 'text', 'queue.queue.name is text');
 SELECT col_type_is('queue', 'queue', 'max_attempts', 'integer', 'queue.queue.max_attempts is integer');
@@ -47,11 +57,12 @@ SELECT col_type_is('queue', 'queue', 'lease_timeout', 'interval', 'queue.queue.l
 SELECT col_type_is('queue', 'queue', 'retention', 'interval', 'queue.queue.retention is interval');
 SELECT col_type_is('queue', 'queue', 'dead_retention', 'interval', 'queue.queue.dead_retention is interval');
 SELECT col_type_is('queue', 'queue', 'paused', 'boolean', 'queue.queue.paused is boolean');
+SELECT col_type_is('queue', 'queue', 'ordered', 'boolean', 'queue.queue.ordered is boolean');
 SELECT col_type_is('queue', 'queue', 'created_at', 'timestamp with time zone', 'queue.queue.created_at is timestamp with time zone');
 SELECT col_type_is('queue', 'queue', 'updated_at', 'timestamp with time zone', 'queue.queue.updated_at is timestamp with time zone');
 SELECT col_not_null('queue', 'queue', c, 'queue.queue.' || c || ' is NOT NULL')
   FROM unnest(ARRAY['id', 'name', 'max_attempts', 'retry_policy', 'lease_timeout',
-                    'retention', 'dead_retention', 'paused', 'created_at',
+                    'retention', 'dead_retention', 'paused', 'ordered', 'created_at',
                     'updated_at']::name[]) c;
 SELECT has_pk('queue', 'queue', 'queue.queue has a primary key');
 SELECT col_is_pk('queue', 'queue', 'id', 'queue.queue.id is the primary key');
@@ -59,14 +70,15 @@ SELECT col_is_unique('queue', 'queue', 'name', 'queue names are unique');
 SELECT col_default_is('queue', 'queue', 'id', 'nextval(''queue.queue_id_seq''::regclass)',
                       'queue.queue.id defaults to nextval(queue.queue_id_seq)');
 SELECT col_default_is('queue', 'queue', 'paused', 'false', 'queues start unpaused');
+SELECT col_default_is('queue', 'queue', 'ordered', 'false', 'queues are not ordered by default');
 
 -- ----------------------------------------------------------------------
 -- queue.job
 -- ----------------------------------------------------------------------
 SELECT columns_are('queue', 'job', ARRAY[
     'id', 'queue_id', 'state', 'priority', 'run_at', 'attempts', 'max_attempts',
-    'retry_policy', 'last_delay', 'payload', 'headers', 'dedup_key', 'lease_token',
-    'worker', 'claimed_at', 'errors', 'created_at']);
+    'retry_policy', 'last_delay', 'payload', 'headers', 'dedup_key', 'group_key',
+    'lease_token', 'worker', 'claimed_at', 'errors', 'created_at']);
 SELECT col_type_is('queue', 'job', 'id', 'bigint', 'queue.job.id is bigint');
 SELECT col_type_is('queue', 'job', 'queue_id', 'integer', 'queue.job.queue_id is integer');
 SELECT col_type_is('queue', 'job', 'state', 'text', 'queue.job.state is text');
@@ -79,6 +91,7 @@ SELECT col_type_is('queue', 'job', 'last_delay', 'double precision', 'queue.job.
 SELECT col_type_is('queue', 'job', 'payload', 'jsonb', 'queue.job.payload is jsonb');
 SELECT col_type_is('queue', 'job', 'headers', 'jsonb', 'queue.job.headers is jsonb');
 SELECT col_type_is('queue', 'job', 'dedup_key', 'text', 'queue.job.dedup_key is text');
+SELECT col_type_is('queue', 'job', 'group_key', 'text', 'queue.job.group_key is text');
 SELECT col_type_is('queue', 'job', 'lease_token', 'uuid', 'queue.job.lease_token is uuid');
 SELECT col_type_is('queue', 'job', 'worker', 'text', 'queue.job.worker is text');
 SELECT col_type_is('queue', 'job', 'claimed_at', 'timestamp with time zone', 'queue.job.claimed_at is timestamp with time zone');
@@ -88,7 +101,7 @@ SELECT col_not_null('queue', 'job', c, 'queue.job.' || c || ' is NOT NULL')
   FROM unnest(ARRAY['id', 'queue_id', 'state', 'priority', 'run_at', 'attempts',
                     'max_attempts', 'payload', 'errors', 'created_at']::name[]) c;
 SELECT col_is_null('queue', 'job', c, 'queue.job.' || c || ' is nullable')
-  FROM unnest(ARRAY['retry_policy', 'last_delay', 'headers', 'dedup_key',
+  FROM unnest(ARRAY['retry_policy', 'last_delay', 'headers', 'dedup_key', 'group_key',
                     'lease_token', 'worker', 'claimed_at']::name[]) c;
 SELECT has_pk('queue', 'job', 'queue.job has a primary key');
 SELECT col_is_pk('queue', 'job', 'id', 'queue.job.id is the primary key');
@@ -96,12 +109,15 @@ SELECT col_default_is('queue', 'job', 'id', 'nextval(''queue.job_id_seq''::regcl
                       'queue.job.id defaults to nextval(queue.job_id_seq)');
 SELECT col_default_is('queue', 'job', 'errors', '[]', 'queue.job.errors defaults to []');
 
--- the claim index: (queue_id, priority DESC, run_at, id)
+-- the claim index: (queue_id, priority DESC, run_at, id), blocked jobs left out
 SELECT has_index('queue', 'job', 'job_claim_idx',
                  ARRAY['queue_id', 'priority', 'run_at', 'id']);
 SELECT is(pg_get_indexdef('queue.job_claim_idx'::regclass),
-          'CREATE INDEX job_claim_idx ON queue.job USING btree (queue_id, priority DESC, run_at, id)',
+          'CREATE INDEX job_claim_idx ON queue.job USING btree (queue_id, priority DESC, run_at, id) WHERE (state <> ''blocked''::text)',
           'job_claim_idx orders priority descending');
+SELECT is(pg_get_expr(indpred, indrelid), '(state <> ''blocked''::text)',
+          'job_claim_idx is partial: WHERE state <> ''blocked'' (blocked jobs cannot be claimed)')
+  FROM pg_index WHERE indexrelid = 'queue.job_claim_idx'::regclass;
 SELECT isnt((SELECT indisunique FROM pg_index WHERE indexrelid = 'queue.job_claim_idx'::regclass),
             true, 'job_claim_idx is not unique');
 -- the lease index: running jobs by run_at (the lease expiry)
@@ -109,6 +125,13 @@ SELECT has_index('queue', 'job', 'job_lease_idx', ARRAY['run_at']);
 SELECT is(pg_get_expr(indpred, indrelid), '(state = ''running''::text)',
           'job_lease_idx is partial: WHERE state = ''running''')
   FROM pg_index WHERE indexrelid = 'queue.job_lease_idx'::regclass;
+-- the group index: the jobs of a group in order (ordered queues)
+SELECT has_index('queue', 'job', 'job_group_idx', ARRAY['queue_id', 'group_key', 'id']);
+SELECT isnt((SELECT indisunique FROM pg_index WHERE indexrelid = 'queue.job_group_idx'::regclass),
+            true, 'job_group_idx is not unique');
+SELECT is(pg_get_indexdef('queue.job_group_idx'::regclass),
+          'CREATE INDEX job_group_idx ON queue.job USING btree (queue_id, group_key, id) WHERE (group_key IS NOT NULL)',
+          'job_group_idx definition: partial, WHERE group_key IS NOT NULL');
 -- the deduplication index: unique per queue among live jobs with a key
 SELECT has_index('queue', 'job', 'job_dedup_idx', ARRAY['queue_id', 'dedup_key']);
 SELECT index_is_unique('queue', 'job', 'job_dedup_idx');
@@ -124,7 +147,7 @@ SELECT is(pg_get_indexdef('queue.job_dedup_idx'::regclass),
 -- ----------------------------------------------------------------------
 SELECT columns_are('queue', 'job_archive', ARRAY[
     'id', 'queue_id', 'state', 'priority', 'attempts', 'max_attempts', 'retry_policy',
-    'payload', 'headers', 'dedup_key', 'worker', 'result', 'errors', 'created_at',
+    'payload', 'headers', 'dedup_key', 'group_key', 'worker', 'result', 'errors', 'created_at',
     'finished_at']);
 SELECT col_type_is('queue', 'job_archive', 'id', 'bigint', 'queue.job_archive.id is bigint');
 SELECT col_type_is('queue', 'job_archive', 'queue_id', 'integer', 'queue.job_archive.queue_id is integer');
@@ -136,6 +159,8 @@ SELECT col_type_is('queue', 'job_archive', 'retry_policy', 'jsonb', 'queue.job_a
 SELECT col_type_is('queue', 'job_archive', 'payload', 'jsonb', 'queue.job_archive.payload is jsonb');
 SELECT col_type_is('queue', 'job_archive', 'headers', 'jsonb', 'queue.job_archive.headers is jsonb');
 SELECT col_type_is('queue', 'job_archive', 'dedup_key', 'text', 'queue.job_archive.dedup_key is text');
+SELECT col_type_is('queue', 'job_archive', 'group_key', 'text', 'queue.job_archive.group_key is text');
+SELECT col_is_null('queue', 'job_archive', 'group_key', 'queue.job_archive.group_key is nullable');
 SELECT col_type_is('queue', 'job_archive', 'worker', 'text', 'queue.job_archive.worker is text');
 SELECT col_type_is('queue', 'job_archive', 'result', 'jsonb', 'queue.job_archive.result is jsonb');
 SELECT col_type_is('queue', 'job_archive', 'errors', 'jsonb', 'queue.job_archive.errors is jsonb');
@@ -170,12 +195,89 @@ SELECT col_is_pk('queue', 'access_grant', ARRAY['role_oid', 'access'],
                  'queue.access_grant''s primary key is (role_oid, access)');
 
 -- ----------------------------------------------------------------------
+-- queue.topic
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'topic', ARRAY['id', 'name', 'retention', 'created_at']);
+SELECT col_type_is('queue', 'topic', c, t, format('queue.topic.%s is %s', c, t))
+  FROM (VALUES ('id', 'integer'), ('name', 'text'), ('retention', 'interval'),
+               ('created_at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'topic', c, 'queue.topic.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'name', 'retention', 'created_at']::name[]) c;
+SELECT col_is_pk('queue', 'topic', 'id', 'queue.topic.id is the primary key');
+SELECT col_is_unique('queue', 'topic', 'name', 'topic names are unique');
+SELECT col_default_is('queue', 'topic', 'id', 'nextval(''queue.topic_id_seq''::regclass)',
+                      'queue.topic.id defaults to nextval(queue.topic_id_seq)');
+SELECT col_hasnt_default('queue', 'topic', 'retention',
+                         'queue.topic.retention has no column default (create_topic gives it)');
+
+-- ----------------------------------------------------------------------
+-- queue.subscription (a queue or a NOTIFY channel)
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'subscription', ARRAY['id', 'topic_id', 'queue_id', 'channel', 'created_at']);
+SELECT col_type_is('queue', 'subscription', c, t, format('queue.subscription.%s is %s', c, t))
+  FROM (VALUES ('id', 'integer'), ('topic_id', 'integer'), ('queue_id', 'integer'),
+               ('channel', 'text'), ('created_at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'subscription', c, 'queue.subscription.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'topic_id', 'created_at']::name[]) c;
+SELECT col_is_null('queue', 'subscription', c, 'queue.subscription.' || c || ' is nullable')
+  FROM unnest(ARRAY['queue_id', 'channel']::name[]) c;
+SELECT col_is_pk('queue', 'subscription', 'id', 'queue.subscription.id is the primary key');
+SELECT col_is_unique('queue', 'subscription', ARRAY['topic_id', 'queue_id'],
+                     'a topic delivers to a queue once');
+SELECT col_is_unique('queue', 'subscription', ARRAY['topic_id', 'channel'],
+                     'a topic delivers to a channel once');
+SELECT col_default_is('queue', 'subscription', 'id', 'nextval(''queue.subscription_id_seq''::regclass)',
+                      'queue.subscription.id defaults to nextval(queue.subscription_id_seq)');
+SELECT is(pg_get_indexdef('queue.subscription_queue_idx'::regclass),
+          'CREATE INDEX subscription_queue_idx ON queue.subscription USING btree (queue_id) WHERE (queue_id IS NOT NULL)',
+          'subscription_queue_idx: the subscriptions of a queue (drop_queue)');
+
+-- ----------------------------------------------------------------------
+-- queue.event (the outbox) and queue.event_archive
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'event', ARRAY[
+    'id', 'topic_id', 'key', 'payload', 'headers', 'subscriptions', 'published_at']);
+SELECT col_type_is('queue', 'event', c, t, format('queue.event.%s is %s', c, t))
+  FROM (VALUES ('id', 'bigint'), ('topic_id', 'integer'), ('key', 'text'), ('payload', 'jsonb'),
+               ('headers', 'jsonb'), ('subscriptions', 'integer[]'),
+               ('published_at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'event', c, 'queue.event.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'topic_id', 'payload', 'subscriptions', 'published_at']::name[]) c;
+SELECT col_is_null('queue', 'event', c, 'queue.event.' || c || ' is nullable')
+  FROM unnest(ARRAY['key', 'headers']::name[]) c;
+SELECT col_is_pk('queue', 'event', 'id', 'queue.event.id is the primary key');
+SELECT col_hasnt_default('queue', 'event', 'id',
+                         'queue.event.id has no default (publish draws it after the key lock)');
+
+SELECT columns_are('queue', 'event_archive', ARRAY[
+    'id', 'topic_id', 'key', 'payload', 'headers', 'subscriptions', 'published_at', 'state',
+    'error', 'finished_at']);
+SELECT col_type_is('queue', 'event_archive', c, t, format('queue.event_archive.%s is %s', c, t))
+  FROM (VALUES ('id', 'bigint'), ('topic_id', 'integer'), ('key', 'text'), ('payload', 'jsonb'),
+               ('headers', 'jsonb'), ('subscriptions', 'integer[]'),
+               ('published_at', 'timestamp with time zone'), ('state', 'text'),
+               ('error', 'text'), ('finished_at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'event_archive', c, 'queue.event_archive.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'topic_id', 'payload', 'subscriptions', 'published_at', 'state',
+                    'finished_at']::name[]) c;
+SELECT col_is_null('queue', 'event_archive', c, 'queue.event_archive.' || c || ' is nullable')
+  FROM unnest(ARRAY['key', 'headers', 'error']::name[]) c;
+SELECT col_is_pk('queue', 'event_archive', 'id', 'queue.event_archive.id is the primary key');
+SELECT col_hasnt_default('queue', 'event_archive', 'id',
+                         'queue.event_archive.id has no default (ids come from queue.event)');
+SELECT has_index('queue', 'event_archive', 'event_archive_topic_idx',
+                 ARRAY['topic_id', 'state', 'finished_at']);
+
+-- ----------------------------------------------------------------------
 -- CHECK constraints, by name and definition
 -- ----------------------------------------------------------------------
 SELECT has_check('queue', 'queue', 'queue.queue has CHECK constraints');
 SELECT has_check('queue', 'job', 'queue.job has CHECK constraints');
 SELECT has_check('queue', 'job_archive', 'queue.job_archive has CHECK constraints');
 SELECT has_check('queue', 'access_grant', 'queue.access_grant has CHECK constraints');
+SELECT has_check('queue', 'topic', 'queue.topic has CHECK constraints');
+SELECT has_check('queue', 'subscription', 'queue.subscription has CHECK constraints');
+SELECT has_check('queue', 'event_archive', 'queue.event_archive has CHECK constraints');
 SELECT set_eq(
     $$SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid)
         FROM pg_constraint
@@ -185,10 +287,13 @@ SELECT set_eq(
         ('queue.queue', 'queue_lease_timeout_check', 'CHECK ((lease_timeout > ''00:00:00''::interval))'),
         ('queue.queue', 'queue_retention_check', 'CHECK ((retention >= ''00:00:00''::interval))'),
         ('queue.queue', 'queue_dead_retention_check', 'CHECK ((dead_retention >= ''00:00:00''::interval))'),
-        ('queue.job', 'job_state_check', 'CHECK ((state = ANY (ARRAY[''pending''::text, ''running''::text])))'),
+        ('queue.job', 'job_state_check', 'CHECK ((state = ANY (ARRAY[''pending''::text, ''running''::text, ''blocked''::text])))'),
         ('queue.job', 'job_lease_check', 'CHECK (((state = ''running''::text) = (lease_token IS NOT NULL)))'),
         ('queue.job_archive', 'job_archive_state_check', 'CHECK ((state = ANY (ARRAY[''completed''::text, ''dead''::text, ''cancelled''::text])))'),
-        ('queue.access_grant', 'access_grant_access_check', 'CHECK ((access = ANY (ARRAY[''producer''::text, ''consumer''::text, ''monitor''::text, ''admin''::text])))')$$,
+        ('queue.access_grant', 'access_grant_access_check', 'CHECK ((access = ANY (ARRAY[''producer''::text, ''consumer''::text, ''monitor''::text, ''admin''::text])))'),
+        ('queue.topic', 'topic_retention_check', 'CHECK ((retention >= ''00:00:00''::interval))'),
+        ('queue.subscription', 'subscription_target_check', 'CHECK (((queue_id IS NULL) <> (channel IS NULL)))'),
+        ('queue.event_archive', 'event_archive_state_check', 'CHECK ((state = ANY (ARRAY[''relayed''::text, ''dead''::text])))')$$,
     'the CHECK constraints are exactly these');
 SELECT set_eq(
     $$SELECT conrelid::regclass::text, conname::text, contype::text
@@ -196,8 +301,13 @@ SELECT set_eq(
        WHERE connamespace = 'queue'::regnamespace AND contype <> 'c'$$,
     $$VALUES ('queue.queue', 'queue_pkey', 'p'), ('queue.queue', 'queue_name_key', 'u'),
              ('queue.job', 'job_pkey', 'p'), ('queue.job_archive', 'job_archive_pkey', 'p'),
-             ('queue.access_grant', 'access_grant_pkey', 'p')$$,
-    'the other constraints are the primary keys and the unique queue name');
+             ('queue.access_grant', 'access_grant_pkey', 'p'),
+             ('queue.topic', 'topic_pkey', 'p'), ('queue.topic', 'topic_name_key', 'u'),
+             ('queue.subscription', 'subscription_pkey', 'p'),
+             ('queue.subscription', 'subscription_queue_key', 'u'),
+             ('queue.subscription', 'subscription_channel_key', 'u'),
+             ('queue.event', 'event_pkey', 'p'), ('queue.event_archive', 'event_archive_pkey', 'p')$$,
+    'the other constraints are the primary keys and the unique names (queue, topic, subscription targets)');
 
 -- The CHECKs hold (each violation is 23514).
 SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
@@ -221,6 +331,19 @@ SELECT throws_ok($$INSERT INTO queue.job_archive (id, queue_id, state, priority,
                  '23514', NULL, 'job_archive_state_check rejects a live state');
 SELECT throws_ok($$INSERT INTO queue.access_grant VALUES (10, 'root')$$,
                  '23514', NULL, 'access_grant_access_check rejects an unknown level');
+SELECT lives_ok($$INSERT INTO queue.job (id, queue_id, state, run_at, max_attempts, payload, group_key)
+                  VALUES (-1, 1, 'blocked', now(), 1, '{}', 'g')$$,
+                'job_state_check accepts a blocked job');
+SELECT throws_ok($$INSERT INTO queue.topic (name, retention) VALUES ('chk', '-1 second')$$,
+                 '23514', NULL, 'topic_retention_check rejects a negative retention');
+SELECT throws_ok($$INSERT INTO queue.subscription (topic_id) VALUES (1)$$,
+                 '23514', NULL, 'subscription_target_check rejects a subscription without a target');
+SELECT throws_ok($$INSERT INTO queue.subscription (topic_id, queue_id, channel) VALUES (1, 1, 'c')$$,
+                 '23514', NULL, 'subscription_target_check rejects a subscription with two targets');
+SELECT throws_ok($$INSERT INTO queue.event_archive (id, topic_id, payload, subscriptions,
+                                                    published_at, state, finished_at)
+                   VALUES (1, 1, '{}', '{}', now(), 'pending', now())$$,
+                 '23514', NULL, 'event_archive_state_check rejects a pending event');
 
 -- ----------------------------------------------------------------------
 -- The view queue.jobs
@@ -228,7 +351,7 @@ SELECT throws_ok($$INSERT INTO queue.access_grant VALUES (10, 'root')$$,
 SELECT has_view('queue', 'jobs', 'view queue.jobs exists');
 SELECT columns_are('queue', 'jobs', ARRAY[
     'id', 'queue', 'state', 'priority', 'attempts', 'max_attempts', 'run_at',
-    'lease_expires_at', 'worker', 'payload', 'headers', 'dedup_key', 'retry_policy',
+    'lease_expires_at', 'worker', 'payload', 'headers', 'dedup_key', 'group_key', 'retry_policy',
     'result', 'errors', 'last_error', 'created_at', 'claimed_at', 'finished_at']);
 SELECT col_type_is('queue', 'jobs', 'id', 'bigint', 'queue.jobs.id is bigint');
 SELECT col_type_is('queue', 'jobs', 'queue', 'text', 'queue.jobs.queue is text');
@@ -238,6 +361,7 @@ SELECT col_type_is('queue', 'jobs', 'lease_expires_at', 'timestamp with time zon
 SELECT col_type_is('queue', 'jobs', 'payload', 'jsonb', 'queue.jobs.payload is jsonb');
 SELECT col_type_is('queue', 'jobs', 'result', 'jsonb', 'queue.jobs.result is jsonb');
 SELECT col_type_is('queue', 'jobs', 'last_error', 'text', 'queue.jobs.last_error is text');
+SELECT col_type_is('queue', 'jobs', 'group_key', 'text', 'queue.jobs.group_key is text');
 SELECT col_type_is('queue', 'jobs', 'finished_at', 'timestamp with time zone', 'queue.jobs.finished_at is timestamp with time zone');
 
 -- ----------------------------------------------------------------------
@@ -245,25 +369,54 @@ SELECT col_type_is('queue', 'jobs', 'finished_at', 'timestamp with time zone', '
 -- ----------------------------------------------------------------------
 SELECT has_view('queue', 'queue_stats', 'view queue.queue_stats exists');
 SELECT columns_are('queue', 'queue_stats', ARRAY[
-    'queue', 'paused', 'ready', 'scheduled', 'retrying', 'running', 'completed', 'dead',
+    'queue', 'paused', 'ready', 'scheduled', 'retrying', 'running', 'blocked', 'completed', 'dead',
     'cancelled', 'oldest_ready_age', 'expired_leases', 'completed_last_minute',
     'failed_last_minute', 'waiting_claims']);
 SELECT col_type_is('queue', 'queue_stats', c, t, format('queue.queue_stats.%s is %s', c, t))
   FROM (VALUES ('queue', 'text'), ('paused', 'boolean'), ('ready', 'bigint'),
                ('scheduled', 'bigint'), ('retrying', 'bigint'), ('running', 'bigint'),
-               ('completed', 'bigint'), ('dead', 'bigint'), ('cancelled', 'bigint'),
+               ('blocked', 'bigint'), ('completed', 'bigint'), ('dead', 'bigint'), ('cancelled', 'bigint'),
                ('oldest_ready_age', 'interval'), ('expired_leases', 'bigint'),
                ('completed_last_minute', 'bigint'), ('failed_last_minute', 'bigint'),
                ('waiting_claims', 'integer')) v(c, t);
 SELECT has_view('queue', 'workers', 'view queue.workers exists');
 SELECT columns_are('queue', 'workers', ARRAY[
-    'database', 'pid', 'state', 'started_at', 'last_activity', 'leases_expired',
-    'jobs_pruned', 'errors']);
+    'database', 'pid', 'state', 'started_at', 'last_activity', 'events_relayed',
+    'leases_expired', 'jobs_pruned', 'events_pruned', 'errors']);
 SELECT col_type_is('queue', 'workers', c, t, format('queue.workers.%s is %s', c, t))
   FROM (VALUES ('database', 'name'), ('pid', 'integer'), ('state', 'text'),
                ('started_at', 'timestamp with time zone'),
-               ('last_activity', 'timestamp with time zone'), ('leases_expired', 'bigint'),
+               ('last_activity', 'timestamp with time zone'), ('events_relayed', 'bigint'),
+               ('leases_expired', 'bigint'),
                ('jobs_pruned', 'bigint'), ('errors', 'bigint')) v(c, t);
+
+-- ----------------------------------------------------------------------
+-- The outbox views: queue.events, queue.topic_stats, queue.blocked_groups
+-- ----------------------------------------------------------------------
+SELECT has_view('queue', 'events', 'view queue.events exists');
+SELECT columns_are('queue', 'events', ARRAY[
+    'id', 'topic', 'key', 'state', 'payload', 'headers', 'subscriptions', 'published_at',
+    'finished_at', 'error']);
+SELECT col_type_is('queue', 'events', c, t, format('queue.events.%s is %s', c, t))
+  FROM (VALUES ('id', 'bigint'), ('topic', 'text'), ('key', 'text'), ('state', 'text'),
+               ('payload', 'jsonb'), ('headers', 'jsonb'), ('subscriptions', 'integer[]'),
+               ('published_at', 'timestamp with time zone'),
+               ('finished_at', 'timestamp with time zone'), ('error', 'text')) v(c, t);
+SELECT has_view('queue', 'topic_stats', 'view queue.topic_stats exists');
+SELECT columns_are('queue', 'topic_stats', ARRAY[
+    'topic', 'subscription', 'pending', 'oldest_pending_age', 'relayed_last_minute', 'dead']);
+SELECT col_type_is('queue', 'topic_stats', c, t, format('queue.topic_stats.%s is %s', c, t))
+  FROM (VALUES ('topic', 'text'), ('subscription', 'text'), ('pending', 'bigint'),
+               ('oldest_pending_age', 'interval'), ('relayed_last_minute', 'bigint'),
+               ('dead', 'bigint')) v(c, t);
+SELECT has_view('queue', 'blocked_groups', 'view queue.blocked_groups exists');
+SELECT columns_are('queue', 'blocked_groups', ARRAY[
+    'queue', 'group_key', 'head_job_id', 'head_state', 'reason', 'blocked_jobs',
+    'oldest_blocked_at']);
+SELECT col_type_is('queue', 'blocked_groups', c, t, format('queue.blocked_groups.%s is %s', c, t))
+  FROM (VALUES ('queue', 'text'), ('group_key', 'text'), ('head_job_id', 'bigint'),
+               ('head_state', 'text'), ('reason', 'text'), ('blocked_jobs', 'bigint'),
+               ('oldest_blocked_at', 'timestamp with time zone')) v(c, t);
 
 -- ----------------------------------------------------------------------
 -- Sequences
@@ -280,6 +433,16 @@ SELECT is(pg_get_serial_sequence('queue.queue', 'id'), 'queue.queue_id_seq',
           'queue.queue_id_seq is owned by queue.queue.id');
 SELECT is(pg_get_serial_sequence('queue.job', 'id'), 'queue.job_id_seq',
           'queue.job_id_seq is owned by queue.job.id');
+SELECT has_sequence('queue', s, format('sequence queue.%s exists', s))
+  FROM unnest(ARRAY['topic_id_seq', 'subscription_id_seq', 'event_id_seq']::name[]) s;
+SELECT is((SELECT format_type(seqtypid, NULL) FROM pg_sequence WHERE seqrelid = ('queue.' || s)::regclass),
+          t, format('queue.%s is an %s sequence', s, t))
+  FROM (VALUES ('topic_id_seq', 'integer'), ('subscription_id_seq', 'integer'),
+               ('event_id_seq', 'bigint')) v(s, t);
+SELECT is(pg_get_serial_sequence('queue.' || t, 'id'), 'queue.' || s,
+          format('queue.%s is owned by queue.%s.id', s, t))
+  FROM (VALUES ('topic', 'topic_id_seq'), ('subscription', 'subscription_id_seq'),
+               ('event', 'event_id_seq')) v(t, s);
 
 -- ----------------------------------------------------------------------
 -- pg_dump keeps users' data: the tables and sequences are config relations
@@ -289,8 +452,10 @@ SELECT set_eq(
     $$SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) c
        WHERE e.extname = 'queue'$$,
     ARRAY['queue.queue', 'queue.queue_id_seq', 'queue.job', 'queue.job_id_seq',
-          'queue.job_archive'],
-    'extconfig registers queue, job, job_archive and both sequences for pg_dump');
+          'queue.job_archive', 'queue.topic', 'queue.topic_id_seq', 'queue.subscription',
+          'queue.subscription_id_seq', 'queue.event', 'queue.event_id_seq',
+          'queue.event_archive'],
+    'extconfig registers the queue, job, topic, subscription and event tables and their sequences for pg_dump');
 SELECT is((SELECT array_length(extconfig, 1) = array_length(extcondition, 1)
              AND (SELECT bool_and(cond = '') FROM unnest(extcondition) cond)
              FROM pg_extension WHERE extname = 'queue'),
@@ -310,6 +475,16 @@ SELECT is((SELECT count(*)::int FROM pg_depend d
               AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
               AND d.objid IN ('queue.queue_stats'::regclass, 'queue.workers'::regclass)),
           2, 'the monitoring views queue_stats and workers belong to the extension');
+SELECT is((SELECT count(*)::int FROM pg_depend d
+            WHERE d.refclassid = 'pg_extension'::regclass
+              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'queue')
+              AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+              AND d.objid IN ('queue.topic'::regclass, 'queue.subscription'::regclass,
+                              'queue.event'::regclass, 'queue.event_archive'::regclass,
+                              'queue.topic_id_seq'::regclass, 'queue.subscription_id_seq'::regclass,
+                              'queue.event_id_seq'::regclass, 'queue.events'::regclass,
+                              'queue.topic_stats'::regclass, 'queue.blocked_groups'::regclass)),
+          10, 'the outbox tables, sequences and views belong to the extension');
 
 SELECT * FROM finish();
 ROLLBACK;

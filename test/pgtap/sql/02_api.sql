@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(159);
+SELECT plan(218);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -23,16 +23,21 @@ SELECT plan(159);
 SELECT functions_are('queue', ARRAY[
     '_access_functions',
     '_access_objects',
+    '_check_batch_size',
     '_check_name',
     '_check_retry_policy',
     '_check_settings',
+    '_check_target',
     '_count_outcome',
     '_lock_idle_job',
     '_lock_queue_name',
+    '_lock_topic_name',
+    '_promote_groups',
     '_queue_id',
     '_redrive',
     '_reset_stats',
     '_throughput',
+    '_topic_id',
     '_waiting_claims',
     '_wake',
     '_worker_status',
@@ -43,29 +48,41 @@ SELECT functions_are('queue', ARRAY[
     'complete',
     'complete_many',
     'create_queue',
+    'create_topic',
     'delete_job',
     'drop_queue',
+    'drop_topic',
     'enqueue',
     'enqueue_many',
     'expire_leases',
     'extend',
     'fail',
     'fail_many',
+    'get_event',
     'get_job',
     'grant_access',
     'list_dead',
     'list_jobs',
     'list_queues',
+    'list_subscriptions',
+    'list_topics',
     'pause_queue',
     'prune',
+    'prune_events',
+    'publish',
+    'publish_many',
     'purge_queue',
     'redrive',
+    'relay',
     'release',
     'reschedule_job',
     'resume_queue',
-    'revoke_access']);
+    'retry_dead_events',
+    'revoke_access',
+    'subscribe',
+    'unsubscribe']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          44, 'schema queue has 44 functions (redrive is overloaded)');
+          61, 'schema queue has 61 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -85,14 +102,14 @@ SELECT has_function('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[
 SELECT function_returns('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[], 'void', 'queue.complete(bigint, uuid, jsonb) returns void');
 SELECT has_function('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'function queue.complete_many(bigint[], uuid[], jsonb[]) exists');
 SELECT function_returns('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'integer', 'queue.complete_many(bigint[], uuid[], jsonb[]) returns integer');
-SELECT has_function('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[], 'function queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean) exists');
-SELECT function_returns('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[], 'integer', 'queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean) returns integer');
+SELECT has_function('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean', 'boolean']::name[], 'function queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean, boolean) exists');
+SELECT function_returns('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean', 'boolean']::name[], 'integer', 'queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean, boolean) returns integer');
 SELECT has_function('queue', 'delete_job', ARRAY['bigint']::name[], 'function queue.delete_job(bigint) exists');
 SELECT function_returns('queue', 'delete_job', ARRAY['bigint']::name[], 'void', 'queue.delete_job(bigint) returns void');
 SELECT has_function('queue', 'drop_queue', ARRAY['text', 'boolean']::name[], 'function queue.drop_queue(text, boolean) exists');
 SELECT function_returns('queue', 'drop_queue', ARRAY['text', 'boolean']::name[], 'void', 'queue.drop_queue(text, boolean) returns void');
-SELECT has_function('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb']::name[], 'function queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb) exists');
-SELECT function_returns('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb']::name[], 'bigint', 'queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb) returns bigint');
+SELECT has_function('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb', 'text']::name[], 'function queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb, text) exists');
+SELECT function_returns('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb', 'text']::name[], 'bigint', 'queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb, text) returns bigint');
 SELECT has_function('queue', 'enqueue_many', ARRAY['text', 'jsonb']::name[], 'function queue.enqueue_many(text, jsonb) exists');
 SELECT function_returns('queue', 'enqueue_many', ARRAY['text', 'jsonb']::name[], 'setof bigint', 'queue.enqueue_many(text, jsonb) returns setof bigint');
 SELECT has_function('queue', 'expire_leases', ARRAY['integer']::name[], 'function queue.expire_leases(integer) exists');
@@ -161,6 +178,41 @@ SELECT has_function('queue', '_waiting_claims', ARRAY['integer']::name[], 'funct
 SELECT function_returns('queue', '_waiting_claims', ARRAY['integer']::name[], 'integer', 'queue._waiting_claims(integer) returns integer');
 SELECT has_function('queue', '_worker_status', ARRAY[]::name[], 'function queue._worker_status() exists');
 SELECT function_returns('queue', '_worker_status', ARRAY[]::name[], 'setof record', 'queue._worker_status() returns setof record');
+-- The outbox (topics, subscriptions, events) and ordered queues.
+SELECT has_function('queue', 'create_topic', ARRAY['text', 'interval', 'boolean']::name[], 'function queue.create_topic(text, interval, boolean) exists');
+SELECT function_returns('queue', 'create_topic', ARRAY['text', 'interval', 'boolean']::name[], 'integer', 'queue.create_topic(text, interval, boolean) returns integer');
+SELECT has_function('queue', 'drop_topic', ARRAY['text', 'boolean']::name[], 'function queue.drop_topic(text, boolean) exists');
+SELECT function_returns('queue', 'drop_topic', ARRAY['text', 'boolean']::name[], 'void', 'queue.drop_topic(text, boolean) returns void');
+SELECT has_function('queue', 'get_event', ARRAY['bigint']::name[], 'function queue.get_event(bigint) exists');
+SELECT function_returns('queue', 'get_event', ARRAY['bigint']::name[], 'setof queue.events', 'queue.get_event(bigint) returns setof queue.events');
+SELECT has_function('queue', 'list_subscriptions', ARRAY['text']::name[], 'function queue.list_subscriptions(text) exists');
+SELECT function_returns('queue', 'list_subscriptions', ARRAY['text']::name[], 'setof record', 'queue.list_subscriptions(text) returns setof record');
+SELECT has_function('queue', 'list_topics', ARRAY[]::name[], 'function queue.list_topics() exists');
+SELECT function_returns('queue', 'list_topics', ARRAY[]::name[], 'setof record', 'queue.list_topics() returns setof record');
+SELECT has_function('queue', 'prune_events', ARRAY['integer']::name[], 'function queue.prune_events(integer) exists');
+SELECT function_returns('queue', 'prune_events', ARRAY['integer']::name[], 'bigint', 'queue.prune_events(integer) returns bigint');
+SELECT has_function('queue', 'publish', ARRAY['text', 'jsonb', 'text', 'jsonb']::name[], 'function queue.publish(text, jsonb, text, jsonb) exists');
+SELECT function_returns('queue', 'publish', ARRAY['text', 'jsonb', 'text', 'jsonb']::name[], 'bigint', 'queue.publish(text, jsonb, text, jsonb) returns bigint');
+SELECT has_function('queue', 'publish_many', ARRAY['text', 'jsonb']::name[], 'function queue.publish_many(text, jsonb) exists');
+SELECT function_returns('queue', 'publish_many', ARRAY['text', 'jsonb']::name[], 'setof bigint', 'queue.publish_many(text, jsonb) returns setof bigint');
+SELECT has_function('queue', 'relay', ARRAY['integer']::name[], 'function queue.relay(integer) exists');
+SELECT function_returns('queue', 'relay', ARRAY['integer']::name[], 'integer', 'queue.relay(integer) returns integer');
+SELECT has_function('queue', 'retry_dead_events', ARRAY['text', 'bigint[]']::name[], 'function queue.retry_dead_events(text, bigint[]) exists');
+SELECT function_returns('queue', 'retry_dead_events', ARRAY['text', 'bigint[]']::name[], 'bigint', 'queue.retry_dead_events(text, bigint[]) returns bigint');
+SELECT has_function('queue', 'subscribe', ARRAY['text', 'text', 'text']::name[], 'function queue.subscribe(text, text, text) exists');
+SELECT function_returns('queue', 'subscribe', ARRAY['text', 'text', 'text']::name[], 'integer', 'queue.subscribe(text, text, text) returns integer');
+SELECT has_function('queue', 'unsubscribe', ARRAY['text', 'text', 'text']::name[], 'function queue.unsubscribe(text, text, text) exists');
+SELECT function_returns('queue', 'unsubscribe', ARRAY['text', 'text', 'text']::name[], 'void', 'queue.unsubscribe(text, text, text) returns void');
+SELECT has_function('queue', '_check_batch_size', ARRAY['integer']::name[], 'function queue._check_batch_size(integer) exists');
+SELECT function_returns('queue', '_check_batch_size', ARRAY['integer']::name[], 'void', 'queue._check_batch_size(integer) returns void');
+SELECT has_function('queue', '_check_target', ARRAY['text', 'text']::name[], 'function queue._check_target(text, text) exists');
+SELECT function_returns('queue', '_check_target', ARRAY['text', 'text']::name[], 'void', 'queue._check_target(text, text) returns void');
+SELECT has_function('queue', '_lock_topic_name', ARRAY['text']::name[], 'function queue._lock_topic_name(text) exists');
+SELECT function_returns('queue', '_lock_topic_name', ARRAY['text']::name[], 'void', 'queue._lock_topic_name(text) returns void');
+SELECT has_function('queue', '_promote_groups', ARRAY['integer', 'text[]']::name[], 'function queue._promote_groups(integer, text[]) exists');
+SELECT function_returns('queue', '_promote_groups', ARRAY['integer', 'text[]']::name[], 'integer', 'queue._promote_groups(integer, text[]) returns integer');
+SELECT has_function('queue', '_topic_id', ARRAY['text']::name[], 'function queue._topic_id(text) exists');
+SELECT function_returns('queue', '_topic_id', ARRAY['text']::name[], 'integer', 'queue._topic_id(text) returns integer');
 
 -- The exact signatures as a caller sees them: argument names, defaults and
 -- the TABLE columns.
@@ -187,7 +239,7 @@ SELECT set_eq(
          'job_ids bigint[], lease_tokens uuid[], results jsonb[] DEFAULT NULL::jsonb[]',
          'integer'),
         ('create_queue',
-         'name text, max_attempts integer DEFAULT 5, retry_policy jsonb DEFAULT ''{}''::jsonb, lease_timeout interval DEFAULT ''00:00:30''::interval, retention interval DEFAULT ''1 day''::interval, dead_retention interval DEFAULT ''30 days''::interval, if_not_exists boolean DEFAULT false',
+         'name text, max_attempts integer DEFAULT 5, retry_policy jsonb DEFAULT ''{}''::jsonb, lease_timeout interval DEFAULT ''00:00:30''::interval, retention interval DEFAULT ''1 day''::interval, dead_retention interval DEFAULT ''30 days''::interval, if_not_exists boolean DEFAULT false, ordered boolean DEFAULT false',
          'integer'),
         ('delete_job',
          'job_id bigint',
@@ -196,7 +248,7 @@ SELECT set_eq(
          'name text, force boolean DEFAULT false',
          'void'),
         ('enqueue',
-         'queue text, payload jsonb, headers jsonb DEFAULT NULL::jsonb, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay interval DEFAULT NULL::interval, priority integer DEFAULT 0, dedup_key text DEFAULT NULL::text, max_attempts integer DEFAULT NULL::integer, retry_policy jsonb DEFAULT NULL::jsonb',
+         'queue text, payload jsonb, headers jsonb DEFAULT NULL::jsonb, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay interval DEFAULT NULL::interval, priority integer DEFAULT 0, dedup_key text DEFAULT NULL::text, max_attempts integer DEFAULT NULL::integer, retry_policy jsonb DEFAULT NULL::jsonb, group_key text DEFAULT NULL::text',
          'bigint'),
         ('enqueue_many',
          'queue text, jobs jsonb',
@@ -227,7 +279,7 @@ SELECT set_eq(
          'SETOF queue.jobs'),
         ('list_queues',
          '',
-         'TABLE(name text, max_attempts integer, retry_policy jsonb, lease_timeout interval, retention interval, dead_retention interval, paused boolean, created_at timestamp with time zone, updated_at timestamp with time zone)'),
+         'TABLE(name text, max_attempts integer, retry_policy jsonb, lease_timeout interval, retention interval, dead_retention interval, paused boolean, ordered boolean, created_at timestamp with time zone, updated_at timestamp with time zone)'),
         ('pause_queue',
          'name text',
          'void'),
@@ -299,7 +351,58 @@ SELECT set_eq(
          'integer'),
         ('_worker_status',
          '',
-         'TABLE(dboid oid, pid integer, state text, started_at timestamp with time zone, last_activity timestamp with time zone, leases_expired bigint, jobs_pruned bigint, errors bigint)')
+         'TABLE(dboid oid, pid integer, state text, started_at timestamp with time zone, last_activity timestamp with time zone, events_relayed bigint, leases_expired bigint, jobs_pruned bigint, events_pruned bigint, errors bigint)'),
+        ('create_topic',
+         'name text, retention interval DEFAULT ''1 day''::interval, if_not_exists boolean DEFAULT false',
+         'integer'),
+        ('drop_topic',
+         'name text, force boolean DEFAULT false',
+         'void'),
+        ('get_event',
+         'event_id bigint',
+         'SETOF queue.events'),
+        ('list_subscriptions',
+         'topic text DEFAULT NULL::text',
+         'TABLE(id integer, topic text, queue text, channel text, created_at timestamp with time zone)'),
+        ('list_topics',
+         '',
+         'TABLE(name text, retention interval, subscriptions bigint, created_at timestamp with time zone)'),
+        ('prune_events',
+         'batch_size integer DEFAULT 10000',
+         'bigint'),
+        ('publish',
+         'topic text, payload jsonb, key text DEFAULT NULL::text, headers jsonb DEFAULT NULL::jsonb',
+         'bigint'),
+        ('publish_many',
+         'topic text, events jsonb',
+         'SETOF bigint'),
+        ('relay',
+         'batch_size integer DEFAULT NULL::integer',
+         'integer'),
+        ('retry_dead_events',
+         'topic text, event_ids bigint[] DEFAULT NULL::bigint[]',
+         'bigint'),
+        ('subscribe',
+         'topic text, queue text DEFAULT NULL::text, channel text DEFAULT NULL::text',
+         'integer'),
+        ('unsubscribe',
+         'topic text, queue text DEFAULT NULL::text, channel text DEFAULT NULL::text',
+         'void'),
+        ('_check_target',
+         'queue_name text, channel text',
+         'void'),
+        ('_check_batch_size',
+         'batch_size integer',
+         'void'),
+        ('_lock_topic_name',
+         'name text',
+         'void'),
+        ('_promote_groups',
+         'queue_id integer, group_keys text[]',
+         'integer'),
+        ('_topic_id',
+         'topic_name text',
+         'integer')
     $$,
     'every function has exactly the documented argument names, defaults and result');
 
@@ -315,10 +418,10 @@ SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, a
        ('claim', ARRAY['text', 'text', 'integer', 'interval', 'interval']::name[]),
        ('complete', ARRAY['bigint', 'uuid', 'jsonb']::name[]),
        ('complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[]),
-       ('create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean']::name[]),
+       ('create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean', 'boolean']::name[]),
        ('delete_job', ARRAY['bigint']::name[]),
        ('drop_queue', ARRAY['text', 'boolean']::name[]),
-       ('enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb']::name[]),
+       ('enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb', 'text']::name[]),
        ('enqueue_many', ARRAY['text', 'jsonb']::name[]),
        ('expire_leases', ARRAY['integer']::name[]),
        ('extend', ARRAY['bigint', 'uuid', 'interval']::name[]),
@@ -335,7 +438,19 @@ SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, a
        ('redrive', ARRAY['text', 'bigint[]']::name[]),
        ('release', ARRAY['bigint', 'uuid', 'interval']::name[]),
        ('reschedule_job', ARRAY['bigint', 'timestamp with time zone']::name[]),
-       ('resume_queue', ARRAY['text']::name[])) v(f, a);
+       ('resume_queue', ARRAY['text']::name[]),
+       ('create_topic', ARRAY['text', 'interval', 'boolean']::name[]),
+       ('drop_topic', ARRAY['text', 'boolean']::name[]),
+       ('get_event', ARRAY['bigint']::name[]),
+       ('list_subscriptions', ARRAY['text']::name[]),
+       ('list_topics', ARRAY[]::name[]),
+       ('prune_events', ARRAY['integer']::name[]),
+       ('publish', ARRAY['text', 'jsonb', 'text', 'jsonb']::name[]),
+       ('publish_many', ARRAY['text', 'jsonb']::name[]),
+       ('relay', ARRAY['integer']::name[]),
+       ('retry_dead_events', ARRAY['text', 'bigint[]']::name[]),
+       ('subscribe', ARRAY['text', 'text', 'text']::name[]),
+       ('unsubscribe', ARRAY['text', 'text', 'text']::name[])) v(f, a);
 SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER', f, array_to_string(a, ', ')))
   FROM (VALUES ('backoff_delay', ARRAY['jsonb', 'integer', 'interval']::name[]),
        ('grant_access', ARRAY['regrole', 'text']::name[]),
@@ -354,7 +469,12 @@ SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER'
        ('_reset_stats', ARRAY['integer']::name[]),
        ('_throughput', ARRAY[]::name[]),
        ('_waiting_claims', ARRAY['integer']::name[]),
-       ('_worker_status', ARRAY[]::name[])) v(f, a);
+       ('_worker_status', ARRAY[]::name[]),
+       ('_check_target', ARRAY['text', 'text']::name[]),
+       ('_check_batch_size', ARRAY['integer']::name[]),
+       ('_lock_topic_name', ARRAY['text']::name[]),
+       ('_promote_groups', ARRAY['integer', 'text[]']::name[]),
+       ('_topic_id', ARRAY['text']::name[])) v(f, a);
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef$$,
@@ -363,10 +483,10 @@ SELECT set_eq(
           'queue.claim(text,text,integer,interval,interval)',
           'queue.complete(bigint,uuid,jsonb)',
           'queue.complete_many(bigint[],uuid[],jsonb[])',
-          'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)',
+          'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean,boolean)',
           'queue.delete_job(bigint)',
           'queue.drop_queue(text,boolean)',
-          'queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+          'queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
           'queue.expire_leases(integer)',
           'queue.extend(bigint,uuid,interval)',
@@ -383,7 +503,19 @@ SELECT set_eq(
           'queue.redrive(text,bigint[])',
           'queue.release(bigint,uuid,interval)',
           'queue.reschedule_job(bigint,timestamp with time zone)',
-          'queue.resume_queue(text)'],
+          'queue.resume_queue(text)',
+          'queue.create_topic(text,interval,boolean)',
+          'queue.drop_topic(text,boolean)',
+          'queue.get_event(bigint)',
+          'queue.list_subscriptions(text)',
+          'queue.list_topics()',
+          'queue.prune_events(integer)',
+          'queue.publish(text,jsonb,text,jsonb)',
+          'queue.publish_many(text,jsonb)',
+          'queue.relay(integer)',
+          'queue.retry_dead_events(text,bigint[])',
+          'queue.subscribe(text,text,text)',
+          'queue.unsubscribe(text,text,text)'],
     'the SECURITY DEFINER functions are exactly these');
 
 -- ----------------------------------------------------------------------
@@ -410,7 +542,7 @@ SELECT is_empty(
        WHERE p.pronamespace = 'queue'::regnamespace
          AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
          AND NOT (l.lanname = 'c' AND p.proname LIKE '\_%' AND NOT p.prosecdef)$$,
-    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status: no SQL) may leave search_path alone');
+    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _lock_topic_name, _promote_groups, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status: no SQL) may leave search_path alone');
 
 -- The internal C functions of the monitoring release: language, volatility
 -- and strictness (_reset_stats takes NULL: every counter of the database).
@@ -427,6 +559,26 @@ SELECT set_eq(
              ('_waiting_claims', 'c', 'v', true, false),
              ('_worker_status', 'c', 'v', false, true)$$,
     'the new internal C functions: language c, volatile, strict except _reset_stats and the set-returning ones');
+-- The internal C functions of the outbox release: the topic name lock and
+-- group promotion, both strict.
+SELECT set_eq(
+    $$SELECT p.proname::text, l.lanname::text, p.provolatile::text, p.proisstrict, p.proretset
+        FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proname IN ('_lock_topic_name', '_promote_groups')$$,
+    $$VALUES ('_lock_topic_name', 'c', 'v', true, false),
+             ('_promote_groups', 'c', 'v', true, false)$$,
+    '_lock_topic_name and _promote_groups: language c, volatile, strict');
+-- The C entry points of the outbox: publish, publish_many, relay.
+SELECT set_eq(
+    $$SELECT p.proname::text, l.lanname::text, p.provolatile::text, p.proisstrict, p.proretset
+        FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proname IN ('publish', 'publish_many', 'relay')$$,
+    $$VALUES ('publish', 'c', 'v', false, false),
+             ('publish_many', 'c', 'v', false, true),
+             ('relay', 'c', 'v', false, false)$$,
+    'publish, publish_many and relay: language c, volatile, not strict (they raise on NULLs)');
 
 -- ----------------------------------------------------------------------
 -- Nothing for PUBLIC
@@ -443,7 +595,10 @@ SELECT is_empty(
 SELECT ok(NOT has_function_privilege('public', f, 'EXECUTE'), f || ' is not executable by PUBLIC')
   FROM unnest(ARRAY['queue._wake(integer)', 'queue._count_outcome(integer,bigint,bigint)',
                     'queue._reset_stats(integer)', 'queue._throughput()',
-                    'queue._waiting_claims(integer)', 'queue._worker_status()']) f;
+                    'queue._waiting_claims(integer)', 'queue._worker_status()',
+                    'queue._lock_topic_name(text)', 'queue._promote_groups(integer,text[])',
+                    'queue._topic_id(text)', 'queue._check_target(text,text)',
+                    'queue.publish(text,jsonb,text,jsonb)', 'queue.relay(integer)']) f;
 SELECT is_empty(
     $$SELECT p.oid::regprocedure, a.grantee::regrole, a.privilege_type
         FROM pg_proc p, aclexplode(p.proacl) a

@@ -20,7 +20,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(217);
+SELECT plan(266);
 
 -- ======================================================================
 -- Roles and grants
@@ -55,11 +55,13 @@ SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_producer', p.oid, 'EXECUTE')$$,
-    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.publish(text,jsonb,text,jsonb)',
+          'queue.publish_many(text,jsonb)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
-    'producer may execute exactly enqueue, enqueue_many, get_job, list_queues');
+    'producer may execute exactly enqueue, enqueue_many, publish, publish_many, get_job, list_queues');
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
@@ -80,10 +82,11 @@ SELECT set_eq(
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_monitor', p.oid, 'EXECUTE')$$,
     ARRAY['queue.list_queues()',
+          'queue.list_topics()',
           'queue._throughput()',
           'queue._waiting_claims(integer)',
           'queue._worker_status()'],
-    'monitor may execute exactly list_queues and the read-only internals behind the views');
+    'monitor may execute exactly list_queues, list_topics and the read-only internals behind the views');
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
@@ -130,13 +133,22 @@ SELECT set_eq(
     $$VALUES ('qt_monitor', 'queue.queue', 'SELECT'),
              ('qt_monitor', 'queue.queue_stats', 'SELECT'),
              ('qt_monitor', 'queue.workers', 'SELECT'),
+             ('qt_monitor', 'queue.topic_stats', 'SELECT'),
+             ('qt_monitor', 'queue.blocked_groups', 'SELECT'),
              ('qt_admin', 'queue.queue', 'SELECT'),
              ('qt_admin', 'queue.queue_stats', 'SELECT'),
              ('qt_admin', 'queue.workers', 'SELECT'),
+             ('qt_admin', 'queue.topic_stats', 'SELECT'),
+             ('qt_admin', 'queue.blocked_groups', 'SELECT'),
              ('qt_admin', 'queue.job', 'SELECT'),
              ('qt_admin', 'queue.job_archive', 'SELECT'),
-             ('qt_admin', 'queue.jobs', 'SELECT')$$,
-    'table privileges: monitor reads queue.queue, queue_stats and workers, admin reads all, nobody writes');
+             ('qt_admin', 'queue.jobs', 'SELECT'),
+             ('qt_admin', 'queue.topic', 'SELECT'),
+             ('qt_admin', 'queue.subscription', 'SELECT'),
+             ('qt_admin', 'queue.event', 'SELECT'),
+             ('qt_admin', 'queue.event_archive', 'SELECT'),
+             ('qt_admin', 'queue.events', 'SELECT')$$,
+    'table privileges: monitor reads queue.queue and the monitoring views (queue_stats, workers, topic_stats, blocked_groups), admin reads all, nobody writes');
 SELECT is_empty(
     $$SELECT r, c.oid::regclass
         FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin']) r, pg_class c
@@ -159,6 +171,13 @@ SELECT queue.enqueue('qt_c', '{"c": 4}', priority => 70) AS c4 \gset
 -- a queue whose only job is an hour away: a waiting claim finds nothing
 SELECT queue.create_queue('qt_w') AS qt_w_id \gset
 SELECT queue.enqueue('qt_w', '{"w": 1}', delay => '1 hour') AS w1 \gset
+-- a topic delivering to queue qt_t, and an ordered queue with a blocked group
+SELECT queue.create_queue('qt_t') AS qt_t_id \gset
+SELECT queue.create_topic('qt_topic') AS qt_topic_id \gset
+SELECT queue.subscribe('qt_topic', queue => 'qt_t') AS qt_sub_id \gset
+SELECT queue.create_queue('qt_o', ordered => true) AS qt_o_id \gset
+SELECT count(*) AS o_jobs FROM queue.enqueue_many('qt_o', '[{"payload": {"o": 1}, "group_key": "g"},
+                                                        {"payload": {"o": 2}, "group_key": "g"}]') \gset
 
 -- ======================================================================
 -- qt_nobody: granted nothing, can do nothing
@@ -188,6 +207,16 @@ SELECT throws_ok($$SELECT * FROM queue.queue_stats$$, '42501', NULL,
                  'nobody cannot read queue.queue_stats');
 SELECT throws_ok($$SELECT * FROM queue.workers$$, '42501', NULL,
                  'nobody cannot read queue.workers');
+SELECT throws_ok($$SELECT queue.publish('qt_topic', '{}')$$, '42501', NULL,
+                 'nobody cannot publish');
+SELECT throws_ok($$SELECT * FROM queue.list_topics()$$, '42501', NULL,
+                 'nobody cannot list_topics');
+SELECT throws_ok($$SELECT * FROM queue.topic_stats$$, '42501', NULL,
+                 'nobody cannot read queue.topic_stats');
+SELECT throws_ok($$SELECT * FROM queue.blocked_groups$$, '42501', NULL,
+                 'nobody cannot read queue.blocked_groups');
+SELECT throws_ok($$SELECT payload FROM queue.events$$, '42501', NULL,
+                 'nobody cannot read payloads from queue.events');
 RESET ROLE;
 
 -- ======================================================================
@@ -242,7 +271,26 @@ SELECT throws_ok($$SELECT queue._queue_id('qt_q')$$, '42501', NULL,
                  'producer cannot call the internal helpers');
 SELECT throws_ok($$SELECT queue.grant_access('qt_producer', 'admin')$$, '42501', NULL,
                  'producer cannot grant itself more');
+SELECT lives_ok($$SELECT queue.publish('qt_topic', '{"p": 1}', key => 'prod')$$,
+                'producer can publish');
+SELECT lives_ok($$SELECT queue.publish_many('qt_topic', '[{"payload": {"p": 2}, "key": "prod"}]')$$,
+                'producer can publish_many');
+SELECT throws_ok($$SELECT queue.relay()$$, '42501', NULL, 'producer cannot relay');
+SELECT throws_ok($$SELECT queue.create_topic('qt_producer_t')$$, '42501', NULL,
+                 'producer cannot create_topic');
+SELECT throws_ok($$SELECT queue.subscribe('qt_topic', queue => 'qt_q')$$, '42501', NULL,
+                 'producer cannot subscribe');
+SELECT throws_ok($$SELECT * FROM queue.get_event(1)$$, '42501', NULL,
+                 'producer cannot get_event');
+SELECT throws_ok($$SELECT payload FROM queue.event$$, '42501', NULL,
+                 'producer cannot read queue.event directly');
+SELECT throws_ok($$SELECT nextval('queue.event_id_seq')$$, '42501', NULL,
+                 'producer cannot use queue.event_id_seq');
+SELECT throws_ok($$SELECT queue._topic_id('qt_topic')$$, '42501', NULL,
+                 'producer cannot call queue._topic_id');
 RESET ROLE;
+SELECT is((SELECT count(*)::int FROM queue.event WHERE topic_id = :qt_topic_id AND key = 'prod'),
+          2, 'the producer''s two events are in the outbox');
 SELECT is((SELECT count(*)::int FROM queue.job
             WHERE queue_id = :qt_q_id AND dedup_key IN ('prod-2', 'prod-3', 'prod-4')),
           3, 'the producer''s three jobs are in queue qt_q');
@@ -304,6 +352,11 @@ SELECT throws_ok($$SELECT * FROM queue.workers$$, '42501', NULL,
                  'consumer cannot read queue.workers');
 SELECT throws_ok($$SELECT queue._wake(1)$$, '42501', NULL,
                  'consumer cannot call queue._wake');
+SELECT throws_ok($$SELECT queue.publish('qt_topic', '{}')$$, '42501', NULL,
+                 'consumer cannot publish');
+SELECT throws_ok($$SELECT queue.relay()$$, '42501', NULL, 'consumer cannot relay');
+SELECT throws_ok(format('SELECT queue._promote_groups(%s, ARRAY[%L])', :qt_o_id, 'g'), '42501', NULL,
+                 'consumer cannot call queue._promote_groups');
 RESET ROLE;
 SELECT set_eq(format($$SELECT id, state FROM queue.jobs WHERE queue = 'qt_c'$$),
               format($$VALUES (%s::bigint, 'completed'), (%s, 'retrying'), (%s, 'completed'),
@@ -358,6 +411,24 @@ SELECT throws_ok(format('SELECT queue._reset_stats(%s)', :qt_q_id), '42501', NUL
                  'monitor cannot call queue._reset_stats');
 SELECT throws_ok($$SELECT queue._reset_stats(NULL)$$, '42501', NULL,
                  'monitor cannot reset every counter');
+SELECT is((SELECT row(retention, subscriptions)::text FROM queue.list_topics() WHERE name = 'qt_topic'),
+          '("1 day",1)', 'monitor can list_topics');
+SELECT is((SELECT row(subscription, pending, dead)::text FROM queue.topic_stats WHERE topic = 'qt_topic'),
+          '(queue:qt_t,2,0)', 'monitor can SELECT queue.topic_stats (the producer''s events wait)');
+SELECT is((SELECT row(group_key, head_state, blocked_jobs)::text FROM queue.blocked_groups
+            WHERE queue = 'qt_o'),
+          '(g,ready,1)', 'monitor can SELECT queue.blocked_groups');
+SELECT throws_ok($$SELECT payload FROM queue.events$$, '42501', NULL,
+                 'monitor cannot read payloads from queue.events');
+SELECT throws_ok($$SELECT payload FROM queue.event_archive$$, '42501', NULL,
+                 'monitor cannot read payloads from queue.event_archive');
+SELECT throws_ok($$SELECT * FROM queue.get_event(1)$$, '42501', NULL,
+                 'monitor cannot get_event');
+SELECT throws_ok($$SELECT * FROM queue.list_subscriptions()$$, '42501', NULL,
+                 'monitor cannot list_subscriptions');
+SELECT throws_ok($$SELECT queue.relay()$$, '42501', NULL, 'monitor cannot relay');
+SELECT throws_ok($$SELECT queue.publish('qt_topic', '{}')$$, '42501', NULL,
+                 'monitor cannot publish');
 RESET ROLE;
 
 -- ======================================================================
@@ -403,6 +474,33 @@ SELECT lives_ok($$SELECT * FROM queue.workers$$, 'admin can SELECT queue.workers
 SELECT lives_ok($$SELECT * FROM queue._throughput()$$, 'admin can call queue._throughput');
 SELECT is((SELECT payload FROM queue.get_job(:job1)), '{"n": 1}'::jsonb, 'admin can get_job');
 SELECT lives_ok($$SELECT queue.drop_queue('qt_admin_q')$$, 'admin can drop_queue');
+SELECT lives_ok($$SELECT queue.create_topic('qt_admin_t', retention => '1 hour')$$,
+                'admin can create_topic');
+SELECT lives_ok($$SELECT queue.subscribe('qt_admin_t', channel => 'qt_admin_ch')$$,
+                'admin can subscribe');
+SELECT is((SELECT count(*)::int FROM queue.list_subscriptions('qt_admin_t')), 1,
+          'admin can list_subscriptions');
+SELECT lives_ok($$SELECT queue.unsubscribe('qt_admin_t', channel => 'qt_admin_ch')$$,
+                'admin can unsubscribe');
+SELECT is(queue.relay(), 2, 'admin can relay (the producer''s two events)');
+SELECT is((SELECT count(*)::int FROM queue.jobs WHERE queue = 'qt_t' AND group_key = 'prod'), 2,
+          'the relay made a job per event in the subscribed queue');
+SELECT is((SELECT string_agg(state, ',') FROM queue.events WHERE topic = 'qt_topic'),
+          'relayed,relayed', 'admin can SELECT queue.events');
+SELECT is((SELECT count(*)::int FROM queue.get_event(
+             (SELECT min(id) FROM queue.event_archive WHERE topic_id = :qt_topic_id))), 1,
+          'admin can get_event');
+SELECT is(queue.retry_dead_events('qt_topic'), 0::bigint, 'admin can retry_dead_events');
+SELECT lives_ok($$SELECT queue.prune_events()$$, 'admin can prune_events');
+SELECT lives_ok($$SELECT count(*) FROM queue.topic JOIN queue.subscription ON true$$,
+                'admin can SELECT queue.topic and queue.subscription');
+SELECT lives_ok($$SELECT * FROM queue.topic_stats$$, 'admin can SELECT queue.topic_stats');
+SELECT lives_ok($$SELECT * FROM queue.blocked_groups$$, 'admin can SELECT queue.blocked_groups');
+SELECT lives_ok($$SELECT queue.drop_topic('qt_admin_t')$$, 'admin can drop_topic');
+SELECT throws_ok($$DELETE FROM queue.event$$, '42501', NULL,
+                 'admin cannot delete from queue.event directly');
+SELECT throws_ok($$SELECT queue._lock_topic_name('qt_topic')$$, '42501', NULL,
+                 'admin cannot call queue._lock_topic_name');
 SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
                                             retention, dead_retention)
                    VALUES ('qt_direct', 1, '{}', '1s', '1s', '1s')$$, '42501', NULL,
@@ -478,6 +576,10 @@ SELECT queue.enqueue('qt_e', '{"e": 3}', dedup_key => 'evil-3') AS ej1 \gset
 SELECT count(*) AS ejm FROM queue.enqueue_many('qt_e', '[{"payload": {"e": 4}}, {"payload": {"e": 5}}]') \gset
 SELECT payload::text AS ejp FROM queue.get_job(:ej1) \gset
 SELECT count(*) AS elq FROM queue.list_queues() \gset
+\set epub NULL
+\set epubm NULL
+SELECT queue.publish('qt_topic', '{"e": 1}', key => 'evil', headers => '{"h": 1}') AS epub \gset
+SELECT count(*) AS epubm FROM queue.publish_many('qt_topic', '[{"payload": {"e": 2}, "key": "evil"}]') \gset
 RESET search_path;
 RESET ROLE;
 
@@ -542,6 +644,20 @@ SELECT queue.purge_queue('qt_evil_admin') AS eapurge \gset
 SELECT queue.prune() AS v_prune \gset
 SELECT queue.expire_leases() AS v_expire \gset
 SELECT 'done' AS eadrop FROM queue.drop_queue('qt_evil_admin') \gset
+\set eatopic NULL
+\set earelay NULL
+\set eaevents NULL
+\set eatdrop NULL
+SELECT queue.create_topic('qt_evil_t') IS NOT NULL AS eatopic \gset
+SELECT queue.subscribe('qt_evil_t', channel => 'qt_evil_ch') AS v_sub \gset
+SELECT count(*) AS v_topics FROM queue.list_topics() \gset
+SELECT count(*) AS v_subs FROM queue.list_subscriptions() \gset
+SELECT queue.relay() AS earelay \gset
+SELECT count(*) AS eaevents FROM queue.get_event(:epub) \gset
+SELECT queue.retry_dead_events('qt_topic') AS v_retry \gset
+SELECT queue.prune_events() AS v_prune_events \gset
+SELECT queue.unsubscribe('qt_evil_t', channel => 'qt_evil_ch') AS v_unsub \gset
+SELECT 'done' AS eatdrop FROM queue.drop_topic('qt_evil_t') \gset
 RESET search_path;
 RESET ROLE;
 
@@ -563,6 +679,12 @@ SELECT is(:ealist::int, 1, 'hostile search_path: admin list_jobs still works');
 SELECT is(:eared::int, 1, 'hostile search_path: admin redrive still works');
 SELECT is(:eapurge::int, 1, 'hostile search_path: admin purge_queue still works');
 SELECT is(:'eadrop'::text, 'done', 'hostile search_path: admin drop_queue still works');
+SELECT ok(:epub > 0, 'hostile search_path: producer publish still works');
+SELECT is(:epubm::int, 1, 'hostile search_path: producer publish_many still works');
+SELECT is(:'eatopic'::text, 't', 'hostile search_path: admin create_topic still works');
+SELECT is(:earelay::int, 2, 'hostile search_path: admin relay still works (the producer''s two events)');
+SELECT is(:eaevents::int, 1, 'hostile search_path: admin get_event still works');
+SELECT is(:'eatdrop'::text, 'done', 'hostile search_path: admin drop_topic still works');
 SELECT is_empty($$SELECT fn, called_by FROM evil.calls$$,
                 'no look-alike function or operator in schema evil was called');
 -- The trap is armed: with that path, unqualified calls do reach schema evil.
@@ -605,7 +727,7 @@ SELECT is_empty(
 CREATE ROLE "qt weird""name";
 SELECT lives_ok($$SELECT queue.grant_access('"qt weird""name"', 'producer')$$,
                 'grant_access to a role whose name needs quotes');
-SELECT ok(has_function_privilege('qt weird"name', 'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb)', 'EXECUTE'),
+SELECT ok(has_function_privilege('qt weird"name', 'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb,text)', 'EXECUTE'),
           'the oddly named role may enqueue');
 SELECT ok(has_schema_privilege('qt weird"name', 'queue', 'USAGE'),
           'the oddly named role has USAGE on schema queue');
@@ -615,7 +737,7 @@ SELECT lives_ok($$SELECT queue.enqueue('qt_q', '{"weird": true}')$$,
 RESET ROLE;
 SELECT lives_ok($$SELECT queue.revoke_access('"qt weird""name"', 'producer')$$,
                 'revoke_access from a role whose name needs quotes');
-SELECT ok(NOT has_function_privilege('qt weird"name', 'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('qt weird"name', 'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb,text)', 'EXECUTE'),
           'the oddly named role may no longer enqueue');
 SELECT ok(NOT has_schema_privilege('qt weird"name', 'queue', 'USAGE'),
           'the oddly named role lost USAGE on schema queue');
@@ -704,8 +826,10 @@ SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_multi', p.oid, 'EXECUTE')$$,
-    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.publish(text,jsonb,text,jsonb)',
+          'queue.publish_many(text,jsonb)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
     'revoking consumer leaves the producer level whole (get_job and list_queues are shared)');
@@ -733,7 +857,7 @@ SELECT ok(has_table_privilege('qt_multi2', 'queue.queue_stats', 'SELECT')
           AND has_function_privilege('qt_multi2', 'queue._waiting_claims(integer)', 'EXECUTE')
           AND has_function_privilege('qt_multi2', 'queue._worker_status()', 'EXECUTE'),
           'revoking admin leaves the monitoring views and their internals (shared with monitor)');
-SELECT ok(NOT has_function_privilege('qt_multi2', 'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean)', 'EXECUTE')
+SELECT ok(NOT has_function_privilege('qt_multi2', 'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean,boolean)', 'EXECUTE')
           AND NOT has_table_privilege('qt_multi2', 'queue.job', 'SELECT'),
           'revoking admin takes the admin part away');
 
@@ -746,8 +870,10 @@ SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND has_function_privilege('qt_multi3', p.oid, 'EXECUTE')$$,
-    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb)',
+    ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.publish(text,jsonb,text,jsonb)',
+          'queue.publish_many(text,jsonb)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
     'revoking admin from an admin and producer leaves exactly the producer functions');
