@@ -314,17 +314,30 @@ queue_publish_many(PG_FUNCTION_ARGS)
 			}
 			if (etok != WJB_VALUE || ev.type == jbvNull)
 				continue;
-			if (strcmp(name, "payload") == 0 && ev.type == jbvBinary)
-				payload = JsonbValueToJsonb(&ev);
-			else if (strcmp(name, "headers") == 0 && ev.type == jbvBinary)
-				headers = JsonbValueToJsonb(&ev);
-			else if (strcmp(name, "key") == 0 && ev.type == jbvString)
+			if (strcmp(name, "payload") == 0 || strcmp(name, "headers") == 0)
+			{
+				if (ev.type != jbvBinary)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("%s must be a JSON object", name)));
+				if (name[0] == 'p')
+					payload = JsonbValueToJsonb(&ev);
+				else
+					headers = JsonbValueToJsonb(&ev);
+			}
+			else if (strcmp(name, "key") == 0)
+			{
+				if (ev.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("key must be a JSON string")));
 				key = pnstrdup(ev.val.string.val, ev.val.string.len);
+			}
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid or unknown event key \"%s\"", name),
-						 errhint("An event has payload (an object), and optionally key (a string) and headers (an object).")));
+						 errmsg("unknown event key \"%s\"", name),
+						 errhint("The keys are payload, key and headers.")));
 		}
 		fill_event(&events[k], payload, key, headers);
 		k++;
