@@ -585,7 +585,8 @@ try_deliver(RelayEvent *events, int n, TimestampTz now)
  * is_transient
  *		Whether an error says something about the moment rather than the
  *		event: a serialization failure or deadlock, a lock or statement
- *		timeout, a cancel, lack of resources, an operator's intervention.
+ *		timeout, a cancel, a read-only transaction, lack of resources, an
+ *		operator's intervention.
  *		Such an error ends the relay's transaction (the events stay in the
  *		outbox for the next pass) instead of making the events dead.
  */
@@ -594,7 +595,8 @@ is_transient(const ErrorData *edata)
 {
 	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
 
-	return class == ERRCODE_TRANSACTION_ROLLBACK ||		/* 40xxx */
+	return class == ERRCODE_INVALID_TRANSACTION_STATE ||	/* 25xxx: read-only */
+		class == ERRCODE_TRANSACTION_ROLLBACK ||		/* 40xxx */
 		class == ERRCODE_INSUFFICIENT_RESOURCES ||	/* 53xxx */
 		class == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||	/* 54xxx */
 		class == ERRCODE_OPERATOR_INTERVENTION ||	/* 57xxx */
