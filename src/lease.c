@@ -250,9 +250,13 @@ queue_report_stale_lease(int64 job_id, Datum token)
 
 	values[0] = Int64GetDatum(job_id);
 	rc = SPI_execute_plan(queue_plan(&plan,
-									 "SELECT state, worker, attempts FROM queue.job WHERE id = $1"
+									 "SELECT j.state, j.worker, j.attempts,"
+									 "       (SELECT s.definition_id FROM queue.saga s WHERE s.id = j.saga_id)"
+									 "  FROM queue.job j WHERE j.id = $1"
 									 " UNION ALL "
-									 "SELECT state, worker, attempts FROM queue.job_archive WHERE id = $1",
+									 "SELECT a.state, a.worker, a.attempts,"
+									 "       (SELECT s.definition_id FROM queue.saga s WHERE s.id = a.saga_id)"
+									 "  FROM queue.job_archive a WHERE a.id = $1",
 									 1, argtypes),
 						  values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
@@ -268,6 +272,12 @@ queue_report_stale_lease(int64 job_id, Datum token)
 		char	   *state = SPI_getvalue(tup, desc, 1);
 		char	   *worker = SPI_getvalue(tup, desc, 2);
 		char	   *attempts = SPI_getvalue(tup, desc, 3);
+		bool		isnull;
+		Datum		definition = SPI_getbinval(tup, desc, 4, &isnull);
+
+		/* a saga step: count the refusal (it survives the coming abort) */
+		if (!isnull)
+			queue_count_stale_saga(DatumGetInt32(definition));
 
 		if (strcmp(state, "running") == 0)
 			detail = psprintf("Job %lld is running under another lease: attempt %s, held by worker \"%s\".",
@@ -332,22 +342,28 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 		   const Interval *lease)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[5] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
-	TIMESTAMPTZOID};
+	static const Oid argtypes[6] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
+	INTERVALOID, INTERVALOID};
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		values[5];
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
 	values[0] = Int32GetDatum(queue->id);
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(batch_size);
 	values[3] = CStringGetTextDatum(worker);
-	values[4] = TimestampTzGetDatum(timestamp_plus(now, lease ? lease : &queue->lease_timeout));
+	if (lease)
+		values[4] = IntervalPGetDatum(lease);
+	else
+		nulls[4] = 'n';
+	values[5] = queue_interval_datum(&queue->lease_timeout);
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "WITH candidate AS MATERIALIZED ("
 									 "  SELECT id, priority, run_at FROM queue.job"
 									 "   WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'"
 									 "     AND (state = 'pending' OR attempts < max_attempts)"
+									 "     AND (deadline_at IS NULL OR deadline_at > $2)"
 									 "   ORDER BY priority DESC, run_at, id"
 									 "   LIMIT $3"
 									 "   FOR UPDATE SKIP LOCKED"
@@ -355,7 +371,8 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 									 "  UPDATE queue.job j"
 									 "     SET state = 'running', attempts = j.attempts + 1,"
 									 "         lease_token = gen_random_uuid(), worker = $4,"
-									 "         claimed_at = $2, run_at = $5,"
+									 "         claimed_at = $2,"
+									 "         run_at = $2 + coalesce($5, j.lease_timeout, $6),"
 									 "         errors = CASE WHEN j.state = 'running'"
 									 "           THEN j.errors || jsonb_build_array(jsonb_build_object("
 									 "             'attempt', j.attempts, 'at', j.run_at,"
@@ -368,8 +385,8 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 									 ")"
 									 " SELECT cl.* FROM claimed cl JOIN candidate c ON c.id = cl.id"
 									 "  ORDER BY c.priority DESC, c.run_at, c.id",
-									 5, argtypes),
-						  values, NULL, false, 0);
+									 6, argtypes),
+						  values, nulls, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
@@ -528,12 +545,53 @@ queue_claim(PG_FUNCTION_ARGS)
 }
 
 /*
+ * tell_saga
+ *		Hands the outcome of a saga step's job to the saga (sagas.sql:
+ *		queue._saga_job_settled), in this transaction.  Row r of tt holds
+ *		(id, queue_id, group_key, saga_id, saga_step, saga_compensation,
+ *		attempts, result, error).
+ */
+static void
+tell_saga(SPITupleTable *tt, uint64 r, const char *outcome)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[8] = {INT8OID, INT4OID, BOOLOID, INT8OID, INT4OID,
+	TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int			rc;
+
+	values[0] = SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull);
+	values[1] = SPI_getbinval(tt->vals[r], tt->tupdesc, 5, &isnull);
+	values[2] = SPI_getbinval(tt->vals[r], tt->tupdesc, 6, &isnull);
+	if (isnull)
+		values[2] = BoolGetDatum(false);
+	values[3] = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
+	values[4] = SPI_getbinval(tt->vals[r], tt->tupdesc, 7, &isnull);
+	values[5] = CStringGetTextDatum(outcome);
+	values[6] = SPI_getbinval(tt->vals[r], tt->tupdesc, 8, &isnull);
+	if (isnull)
+		nulls[6] = 'n';
+	values[7] = SPI_getbinval(tt->vals[r], tt->tupdesc, 9, &isnull);
+	if (isnull)
+		nulls[7] = 'n';
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "SELECT queue._saga_job_settled($1, $2, $3, $4, $5, $6, $7, $8)",
+									 8, argtypes),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "saga transition failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * settle_finished
  *		After jobs left the live set: counts them (completed and failed
- *		each, for queue.queue_stats) and promotes the next job of each of
- *		their groups (ordered queues), one call per queue.  tt holds rows
- *		(id, queue_id, group_key), the group key NULL unless the queue is
- *		ordered.
+ *		each, for queue.queue_stats), tells their sagas (saga steps), and
+ *		promotes the next job of each of their groups (ordered queues), one
+ *		call per queue.  tt holds rows (id, queue_id, group_key, saga_id,
+ *		saga_step, saga_compensation, attempts, result, error), the group
+ *		key NULL unless the queue is ordered.
  */
 static void
 settle_finished(SPITupleTable *tt, int64 completed, int64 failed)
@@ -551,6 +609,9 @@ settle_finished(SPITupleTable *tt, int64 completed, int64 failed)
 		keys[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 		if (completed || failed)
 			queue_count_outcome(queue_ids[i], completed, failed);
+		(void) SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
+		if (!isnull)
+			tell_saga(tt, i, completed ? "completed" : "dead");
 	}
 
 	/* promote per queue: gather the group keys of one queue at a time */
@@ -618,13 +679,13 @@ complete_batch(LeaseBatch *b)
 									 "  RETURNING j.*, t.result"
 									 "), archived AS ("
 									 QUEUE_ARCHIVE_INSERT
-									 "  SELECT d.id, d.queue_id, 'completed', d.priority, d.attempts,"
-									 "         d.max_attempts, d.retry_policy, d.payload, d.headers,"
-									 "         d.dedup_key, d.group_key, d.worker, d.result, d.errors, d.created_at, $4"
+									 QUEUE_ARCHIVE_SELECT("'completed'", "d.result", "d.errors", "$4")
 									 "    FROM done d JOIN queue.queue q ON q.id = d.queue_id"
 									 "   WHERE q.retention > interval '0'"
 									 ")"
-									 " SELECT d.id, d.queue_id, CASE WHEN q.ordered THEN d.group_key END"
+									 " SELECT d.id, d.queue_id, CASE WHEN q.ordered THEN d.group_key END,"
+									 "        d.saga_id, d.saga_step, d.saga_compensation, d.attempts,"
+									 "        d.result, NULL::text"
 									 "   FROM done d JOIN queue.queue q ON q.id = d.queue_id",
 									 4, argtypes),
 						  values, NULL, false, 0);
@@ -694,8 +755,10 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 			   *retry_errors,
 			   *dead_ids,
 			   *dead_errors;
+	Datum	   *saga_retries;
 	int			nretry = 0,
-				ndead = 0;
+				ndead = 0,
+				nsaga_retries = 0;
 	int			rc;
 
 	if (b->n == 0)
@@ -714,6 +777,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 	retry_errors = palloc(sizeof(Datum) * b->n);
 	dead_ids = palloc(sizeof(Datum) * b->n);
 	dead_errors = palloc(sizeof(Datum) * b->n);
+	saga_retries = palloc(sizeof(Datum) * b->n);
 
 	spi_connect();
 	values[0] = queue_build_array(b->ids, NULL, b->n, INT8OID);
@@ -721,7 +785,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 	rc = SPI_execute_plan(queue_plan(&lock_plan,
 									 "SELECT j.id, j.attempts, j.max_attempts,"
 									 "       q.retry_policy || coalesce(j.retry_policy, '{}'),"
-									 "       j.last_delay, j.queue_id"
+									 "       j.last_delay, j.queue_id, j.deadline_at, j.saga_id"
 									 "  FROM unnest($1, $2) AS t(id, token)"
 									 "  JOIN queue.job j ON j.id = t.id AND j.lease_token = t.token"
 									 "  JOIN queue.queue q ON q.id = j.queue_id"
@@ -744,7 +808,15 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 		Datum		last = SPI_getbinval(tup, desc, 5, &isnull);
 		double		previous = isnull ? -1 : DatumGetFloat8(last);
 		int32		queue_id = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		Datum		deadline = SPI_getbinval(tup, desc, 7, &isnull);
+		bool		has_deadline = !isnull;
+		bool		is_saga_step;
+		double		delay = 0;
+		TimestampTz next_run = 0;
 		int			i;
+
+		(void) SPI_getbinval(tup, desc, 8, &is_saga_step);
+		is_saga_step = !is_saga_step;
 
 		for (i = 0; i < b->n; i++)
 			if (DatumGetInt64(b->ids[i]) == id)
@@ -752,7 +824,16 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 		Assert(i < b->n);
 		queue_count_outcome(queue_id, 0, 1);
 
-		if (permanent || attempts >= max_attempts)
+		if (!permanent && attempts < max_attempts)
+		{
+			delay = retry_delay ? queue_interval_seconds(retry_delay)
+				: queue_compute_delay(policy, attempts, previous);
+			next_run = timestamp_plus(now, queue_seconds_interval(delay));
+		}
+
+		/* dies: for good, or out of attempts, or its next try past its deadline */
+		if (permanent || attempts >= max_attempts ||
+			(has_deadline && next_run > DatumGetTimestampTz(deadline)))
 		{
 			dead[i] = true;
 			dead_ids[ndead] = b->ids[i];
@@ -761,14 +842,12 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 		}
 		else
 		{
-			double		delay = retry_delay ? queue_interval_seconds(retry_delay)
-				: queue_compute_delay(policy, attempts, previous);
-
 			dead[i] = false;
 			queue_note_wake(queue_id);
+			if (is_saga_step)
+				saga_retries[nsaga_retries++] = b->ids[i];
 			retry_ids[nretry] = b->ids[i];
-			retry_at[nretry] = TimestampTzGetDatum(timestamp_plus(now,
-																  queue_seconds_interval(delay)));
+			retry_at[nretry] = TimestampTzGetDatum(next_run);
 			retry_delays[nretry] = Float8GetDatum(delay);
 			retry_errors[nretry] = b->extra[i];
 			nretry++;
@@ -797,6 +876,21 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 			elog(ERROR, "fail retry update failed: %s", SPI_result_code_string(rc));
 	}
 
+	/* a saga that is unwinding stops its steps' retries (sagas.sql) */
+	for (int k = 0; k < nsaga_retries; k++)
+	{
+		static SPIPlanPtr saga_plan = NULL;
+		static const Oid saga_types[1] = {INT8OID};
+
+		values[0] = saga_retries[k];
+		rc = SPI_execute_plan(queue_plan(&saga_plan,
+										 "SELECT queue._saga_step_retrying($1)",
+										 1, saga_types),
+							  values, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "saga retry check failed: %s", SPI_result_code_string(rc));
+	}
+
 	if (ndead > 0)
 	{
 		values[0] = queue_build_array(dead_ids, NULL, ndead, INT8OID);
@@ -810,17 +904,17 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 										 "  RETURNING j.*, t.error AS new_error"
 										 "), archived AS ("
 										 QUEUE_ARCHIVE_INSERT
-										 " SELECT d.id, d.queue_id, 'dead', d.priority, d.attempts,"
-										 "        d.max_attempts, d.retry_policy, d.payload, d.headers,"
-										 "        d.dedup_key, d.group_key, d.worker, NULL,"
-										 "        d.errors || jsonb_build_array(jsonb_build_object("
-										 "          'attempt', d.attempts, 'at', $3::timestamptz,"
-										 "          'worker', d.worker, 'error', d.new_error)),"
-										 "        d.created_at, $3"
+										 QUEUE_ARCHIVE_SELECT("'dead'", "NULL",
+															  "d.errors || jsonb_build_array(jsonb_build_object("
+															  "'attempt', d.attempts, 'at', $3::timestamptz,"
+															  "'worker', d.worker, 'error', d.new_error))",
+															  "$3")
 										 "   FROM d JOIN queue.queue q ON q.id = d.queue_id"
 										 "  WHERE q.dead_retention > interval '0'"
 										 ")"
-										 " SELECT d.id, d.queue_id, CASE WHEN q.ordered THEN d.group_key END"
+										 " SELECT d.id, d.queue_id, CASE WHEN q.ordered THEN d.group_key END,"
+										 "        d.saga_id, d.saga_step, d.saga_compensation, d.attempts,"
+										 "        NULL::jsonb, d.new_error"
 										 "   FROM d JOIN queue.queue q ON q.id = d.queue_id",
 										 3, dead_types),
 							  values, NULL, false, 0);
@@ -932,7 +1026,7 @@ queue_extend(PG_FUNCTION_ARGS)
 
 	spi_connect();
 	rc = SPI_execute_plan(queue_plan(&plan,
-									 "UPDATE queue.job j SET run_at = $3 + coalesce($4, q.lease_timeout)"
+									 "UPDATE queue.job j SET run_at = $3 + coalesce($4, j.lease_timeout, q.lease_timeout)"
 									 "  FROM queue.queue q"
 									 " WHERE j.id = $1 AND j.lease_token = $2 AND q.id = j.queue_id"
 									 " RETURNING j.id, j.run_at",

@@ -32,12 +32,21 @@
 /* Longest worker name, in bytes. */
 #define QUEUE_WORKER_MAXLEN		128
 
-/* The head of every move of jobs into queue.job_archive (lease.c). */
+/*
+ * Every move of a job d into queue.job_archive (lease.c):
+ *   QUEUE_ARCHIVE_INSERT QUEUE_ARCHIVE_SELECT(state, result, errors, finished_at)
+ * with the four SQL expressions given.
+ */
 #define QUEUE_ARCHIVE_INSERT \
 	"INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts," \
-	" max_attempts, retry_policy, payload, headers, dedup_key, group_key, worker," \
-	" result," \
-	" errors, created_at, finished_at) "
+	" max_attempts, retry_policy, payload, headers, dedup_key, group_key," \
+	" saga_id, saga_step, saga_compensation, worker, result, errors, created_at," \
+	" finished_at) "
+#define QUEUE_ARCHIVE_SELECT(state, result, errors, finished_at) \
+	" SELECT d.id, d.queue_id, " state ", d.priority, d.attempts, d.max_attempts," \
+	" d.retry_policy, d.payload, d.headers, d.dedup_key, d.group_key, d.saga_id," \
+	" d.saga_step, d.saga_compensation, d.worker, " result ", " errors ", d.created_at, " \
+	finished_at
 
 /* Settings (guc.c) */
 extern int	queue_max_batch_size;
@@ -109,6 +118,7 @@ extern void queue_count_outcome(int32 queue_id, int64 completed, int64 failed);
 extern void queue_stats_at_commit(void);
 extern void queue_stats_at_abort(void);
 extern void queue_stats_at_subxact(bool commit);
+extern void queue_count_stale_saga(int32 definition_id);
 
 /* worker.c */
 extern void queue_register_launcher(void);

@@ -58,6 +58,7 @@ typedef struct StatsEntry
 	int64		second[STATS_BUCKETS];	/* which second a bucket counts */
 	int64		completed[STATS_BUCKETS];
 	int64		failed[STATS_BUCKETS];
+	int64		stale;			/* refused completions (saga definitions) */
 } StatsEntry;
 
 /*
@@ -200,6 +201,7 @@ apply_count(const PendingChange *c, int64 sec)
 			memset(e->second, 0, sizeof(e->second));
 			memset(e->completed, 0, sizeof(e->completed));
 			memset(e->failed, 0, sizeof(e->failed));
+			e->stale = 0;
 		}
 	}
 	if (e != NULL)
@@ -216,6 +218,73 @@ apply_count(const PendingChange *c, int64 sec)
 		SpinLockRelease(&e->mutex);
 	}
 	LWLockRelease(stats_lock);
+}
+
+/*
+ * queue_count_stale_saga
+ *		Counts a completion refused for a stale lease token on a step of a
+ *		saga of the given definition, at once: the refusal aborts the
+ *		transaction, and the count must survive that.  Kept under key
+ *		(database, -definition id) in the same table as the queues'.
+ */
+void
+queue_count_stale_saga(int32 definition_id)
+{
+	PendingChange c;
+
+	if (stats_hash == NULL)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.queue_id = -definition_id;
+	apply_count(&c, GetCurrentTimestamp() / USECS_PER_SEC);
+
+	/* apply_count created the entry if needed; now add to its total */
+	{
+		StatsKey	key;
+		StatsEntry *e;
+
+		memset(&key, 0, sizeof(key));
+		key.dboid = MyDatabaseId;
+		key.queue_id = -definition_id;
+		LWLockAcquire(stats_lock, LW_SHARED);
+		e = hash_search(stats_hash, &key, HASH_FIND, NULL);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			e->stale++;
+			SpinLockRelease(&e->mutex);
+		}
+		LWLockRelease(stats_lock);
+	}
+}
+
+/*
+ * queue._saga_stale_completions(definition_id) returns bigint: the
+ * refused completions counted for a saga definition since start-up.
+ */
+PG_FUNCTION_INFO_V1(queue_saga_stale_completions);
+Datum
+queue_saga_stale_completions(PG_FUNCTION_ARGS)
+{
+	StatsKey	key;
+	StatsEntry *e;
+	int64		n = 0;
+
+	if (stats_hash == NULL)
+		PG_RETURN_INT64(0);
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.queue_id = -PG_GETARG_INT32(0);
+	LWLockAcquire(stats_lock, LW_SHARED);
+	e = hash_search(stats_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		n = e->stale;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(stats_lock);
+	PG_RETURN_INT64(n);
 }
 
 /*
@@ -307,7 +376,7 @@ queue_throughput(PG_FUNCTION_ARGS)
 		int64		completed = 0;
 		int64		failed = 0;
 
-		if (e->key.dboid != MyDatabaseId)
+		if (e->key.dboid != MyDatabaseId || e->key.queue_id < 0)
 			continue;
 		SpinLockAcquire(&e->mutex);
 		for (int b = 0; b < STATS_BUCKETS; b++)

@@ -70,11 +70,17 @@ CREATE TABLE queue.job (
 	headers			jsonb,
 	dedup_key		text,
 	group_key		text,
+	lease_timeout	interval,		-- the job's own lease (saga steps' timeout)
+	deadline_at		timestamptz,	-- no attempt starts after it (saga steps)
+	saga_id			bigint,			-- the saga whose step this job is
+	saga_step		integer,		-- that step's index
+	saga_compensation boolean,		-- true: the step's compensation
 	lease_token		uuid,
 	worker			text,
 	claimed_at		timestamptz,
 	errors			jsonb NOT NULL DEFAULT '[]',
 	created_at		timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT job_saga_check CHECK ((saga_id IS NULL) = (saga_step IS NULL)),
 	CONSTRAINT job_state_check CHECK (state IN ('pending', 'running', 'blocked')),
 	CONSTRAINT job_lease_check CHECK ((state = 'running') = (lease_token IS NOT NULL))
 ) WITH (autovacuum_vacuum_scale_factor = 0.01,
@@ -110,6 +116,9 @@ CREATE TABLE queue.job_archive (
 	headers			jsonb,
 	dedup_key		text,
 	group_key		text,
+	saga_id			bigint,
+	saga_step		integer,
+	saga_compensation boolean,
 	worker			text,
 	result			jsonb,
 	errors			jsonb NOT NULL,
