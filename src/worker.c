@@ -656,9 +656,12 @@ queue_worker_main(Datum main_arg)
 			last_maintenance = now;
 			expired = guarded_step("queue: expiring leases", "SELECT queue.expire_leases($1)",
 								   queue_maintenance_batch_size, &failed, &last_error_log);
+			(void) guarded_step("queue: expiring saga deadlines",
+								"SELECT queue.expire_saga_deadlines($1)",
+								queue_maintenance_batch_size, &failed, &last_error_log);
 			pruned = guarded_step("queue: pruning finished jobs", "SELECT queue.prune($1)",
 								  queue_maintenance_batch_size, &failed, &last_error_log);
-			pruned += guarded_step("queue: pruning relayed events",
+			events_pruned = guarded_step("queue: pruning relayed events",
 								   "SELECT queue.prune_events($1)",
 								   queue_maintenance_batch_size, &failed, &last_error_log);
 		}

@@ -100,6 +100,8 @@ CREATE INDEX job_lease_idx ON queue.job (run_at) WHERE state = 'running';
 -- The jobs of a group, in order (ordered queues).
 CREATE INDEX job_group_idx ON queue.job (queue_id, group_key, id)
 	WHERE group_key IS NOT NULL;
+-- Jobs with a deadline (saga steps), for expire_leases.
+CREATE INDEX job_deadline_idx ON queue.job (deadline_at) WHERE deadline_at IS NOT NULL;
 -- Deduplication among live jobs, per queue.
 CREATE UNIQUE INDEX job_dedup_idx ON queue.job (queue_id, dedup_key)
 	WHERE dedup_key IS NOT NULL;

@@ -179,11 +179,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	qid integer := queue._queue_id(name);
-	n bigint;
+	gone queue.job[];
+	j queue.job;
 BEGIN
-	DELETE FROM queue.job j WHERE j.queue_id = qid AND j.state IN ('pending', 'blocked');
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+	WITH d AS (
+		DELETE FROM queue.job j WHERE j.queue_id = qid AND j.state IN ('pending', 'blocked')
+		RETURNING j.*
+	)
+	SELECT coalesce(array_agg(d), '{}') INTO gone FROM d;
+	FOREACH j IN ARRAY gone LOOP
+		PERFORM queue._saga_job_gone(j, 'job purged');
+	END LOOP;
+	RETURN cardinality(gone);
 END;
 $$;
 

@@ -100,12 +100,15 @@ BEGIN
 	WITH d AS (DELETE FROM queue.job j WHERE j.id = cancel_job.job_id RETURNING j.*)
 	INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts, max_attempts,
 								   retry_policy, payload, headers, dedup_key, group_key,
+								   saga_id, saga_step, saga_compensation,
 								   worker, result, errors, created_at, finished_at)
 	SELECT d.id, d.queue_id, 'cancelled', d.priority, d.attempts, d.max_attempts,
 		   d.retry_policy, d.payload, d.headers, d.dedup_key, d.group_key,
+		   d.saga_id, d.saga_step, d.saga_compensation,
 		   d.worker, NULL, d.errors, d.created_at, clock_timestamp()
 	  FROM d;
 	PERFORM queue._promote_groups(locked.queue_id, ARRAY[locked.group_key]);
+	PERFORM queue._saga_job_gone(locked, 'job cancelled');
 END;
 $$;
 
@@ -123,6 +126,7 @@ BEGIN
 		locked := queue._lock_idle_job(job_id, 'delete');
 		DELETE FROM queue.job j WHERE j.id = delete_job.job_id;
 		PERFORM queue._promote_groups(locked.queue_id, ARRAY[locked.group_key]);
+		PERFORM queue._saga_job_gone(locked, 'job deleted');
 	END IF;
 END;
 $$;
@@ -171,6 +175,15 @@ DECLARE
 	n bigint;
 	clash record;
 BEGIN
+	SELECT a.id, a.saga_id AS dedup_key INTO clash
+	  FROM queue.job_archive a
+	 WHERE a.id = ANY (ids) AND a.state = 'dead' AND a.saga_id IS NOT NULL
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'cannot redrive job %: it is a step of saga %', clash.id, clash.dedup_key
+			USING ERRCODE = '55000',
+				  HINT = 'The saga has moved on; see queue.retry_saga_compensation().';
+	END IF;
 	SELECT a.id, a.dedup_key INTO clash
 	  FROM queue.job_archive a JOIN queue.job j
 		ON j.queue_id = a.queue_id AND j.dedup_key = a.dedup_key
@@ -321,30 +334,44 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	now_ts timestamptz := clock_timestamp();
 	n bigint;
+	steps jsonb;
 BEGIN
 	PERFORM queue._check_batch_size(batch_size);
-	WITH expired AS MATERIALIZED (
+	WITH candidate AS (
+		(SELECT j.id FROM queue.job j
+		  WHERE j.state = 'running' AND j.run_at <= now_ts AND j.attempts >= j.max_attempts
+		  ORDER BY j.run_at LIMIT batch_size)
+		UNION
+		(SELECT j.id FROM queue.job j
+		  WHERE j.deadline_at <= now_ts AND (j.state <> 'running' OR j.run_at <= now_ts)
+		  ORDER BY j.deadline_at LIMIT batch_size)
+	), expired AS MATERIALIZED (
 		SELECT j.id FROM queue.job j
-		 WHERE j.state = 'running' AND j.run_at <= clock_timestamp()
-		   AND j.attempts >= j.max_attempts
-		 ORDER BY j.run_at
+		 WHERE j.id IN (SELECT c.id FROM candidate c)
 		 LIMIT batch_size
 		   FOR UPDATE SKIP LOCKED
 	), d AS (
 		DELETE FROM queue.job j USING expired e
-		 WHERE j.id = e.id AND j.state = 'running' AND j.attempts >= j.max_attempts
-		RETURNING j.*
+		 WHERE j.id = e.id
+		   AND ((j.state = 'running' AND j.run_at <= now_ts AND j.attempts >= j.max_attempts)
+				OR (j.deadline_at <= now_ts AND (j.state <> 'running' OR j.run_at <= now_ts)))
+		RETURNING j.*,
+				  CASE WHEN j.deadline_at <= now_ts THEN 'deadline passed'
+					   ELSE 'lease expired' END AS why
 	), archived AS (
 		INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts, max_attempts,
 									   retry_policy, payload, headers, dedup_key, group_key,
+									   saga_id, saga_step, saga_compensation,
 									   worker, result, errors, created_at, finished_at)
 		SELECT d.id, d.queue_id, 'dead', d.priority, d.attempts, d.max_attempts,
-			   d.retry_policy, d.payload, d.headers, d.dedup_key, d.group_key, d.worker, NULL,
+			   d.retry_policy, d.payload, d.headers, d.dedup_key, d.group_key,
+			   d.saga_id, d.saga_step, d.saga_compensation, d.worker, NULL,
 			   d.errors || jsonb_build_array(jsonb_build_object(
-					'attempt', d.attempts, 'at', d.run_at, 'worker', d.worker,
-					'error', 'lease expired')),
-			   d.created_at, clock_timestamp()
+					'attempt', d.attempts, 'at', least(d.run_at, d.deadline_at),
+					'worker', d.worker, 'error', d.why)),
+			   d.created_at, now_ts
 		  FROM d JOIN queue.queue q ON q.id = d.queue_id
 		 WHERE q.dead_retention > interval '0'
 	), per_queue AS (
@@ -352,10 +379,21 @@ BEGIN
 			   array_agg(DISTINCT d.group_key) FILTER (WHERE d.group_key IS NOT NULL) AS groups
 		  FROM d GROUP BY d.queue_id
 	)
-	SELECT coalesce(sum(pq.n), 0) INTO n
+	SELECT coalesce(sum(pq.n), 0),
+		   (SELECT coalesce(jsonb_agg(jsonb_build_object(
+					'saga_id', d.saga_id, 'step', d.saga_step,
+					'compensation', d.saga_compensation, 'job_id', d.id,
+					'attempts', d.attempts, 'why', d.why)), '[]')
+			  FROM d WHERE d.saga_id IS NOT NULL)
+	  INTO n, steps
 	  FROM per_queue pq,
 		   LATERAL queue._count_outcome(pq.queue_id, 0, pq.n),
 		   LATERAL queue._promote_groups(pq.queue_id, coalesce(pq.groups, '{}'));
+	PERFORM queue._saga_job_settled((x->>'saga_id')::bigint, (x->>'step')::integer,
+									coalesce((x->>'compensation')::boolean, false),
+									(x->>'job_id')::bigint, (x->>'attempts')::integer,
+									'dead', NULL, x->>'why')
+	   FROM jsonb_array_elements(coalesce(steps, '[]')) x;
 	RETURN n;
 END;
 $$;

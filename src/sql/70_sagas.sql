@@ -345,6 +345,7 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
 	s queue.saga;
 	steps jsonb;
@@ -385,6 +386,7 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
 	s queue.saga;
 	steps jsonb;
@@ -452,6 +454,24 @@ END;
 $$;
 
 /*
+ * A saga's job that an operator cancelled, deleted or purged counts as
+ * failed for good (a no-op for jobs of no saga).
+ */
+CREATE FUNCTION queue._saga_job_gone(j queue.job, why text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF j.saga_id IS NOT NULL THEN
+		PERFORM queue._saga_job_settled(j.saga_id, j.saga_step,
+										coalesce(j.saga_compensation, false), j.id,
+										j.attempts, 'dead', NULL, why);
+	END IF;
+END;
+$$;
+
+/*
  * A saga step's job failed and will be retried (from the core).  When its
  * saga is unwinding (cancelled while the step ran), the retry is stopped:
  * the job is cancelled and the unwinding goes on below this step.
@@ -461,6 +481,7 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
 	j queue.job;
 	s queue.saga;
@@ -511,6 +532,7 @@ RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
 	s queue.saga;
 	j queue.job;
@@ -557,6 +579,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
 	d queue.saga_definition;
 	s queue.saga;
@@ -581,7 +604,7 @@ BEGIN
 	END IF;
 	INSERT INTO queue.saga AS x (definition_id, saga_type, status, input, idempotency_key,
 								 deadline_at)
-	VALUES (d.id, d.name, 'running', input, idempotency_key,
+	VALUES (d.id, d.name, 'running', start_saga.input, start_saga.idempotency_key,
 			clock_timestamp() + d.deadline)
 	ON CONFLICT (saga_type, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING * INTO s;
@@ -625,6 +648,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
 	s queue.saga;
 BEGIN

@@ -33,6 +33,7 @@ DECLARE
 		'queue.enqueue_many(text,jsonb)',
 		'queue.publish(text,jsonb,text,jsonb)',
 		'queue.publish_many(text,jsonb)',
+		'queue.start_saga(text,jsonb,text)',
 		'queue.get_job(bigint)',
 		'queue.list_queues()'];
 	consumer text[] := ARRAY[
@@ -49,6 +50,7 @@ DECLARE
 	monitor text[] := ARRAY[
 		'queue.list_queues()',
 		'queue.list_topics()',
+		'queue._saga_stale_completions(integer)',
 		'queue._throughput()',
 		'queue._waiting_claims(integer)',
 		'queue._worker_status()'];
@@ -76,7 +78,14 @@ DECLARE
 		'queue.get_event(bigint)',
 		'queue.retry_dead_events(text,bigint[])',
 		'queue.prune_events(integer)',
-		'queue.relay(integer)'];
+		'queue.relay(integer)',
+		'queue.define_saga(text,jsonb,interval)',
+		'queue.list_sagas()',
+		'queue.cancel_saga(bigint)',
+		'queue.retry_saga_compensation(bigint)',
+		'queue.expire_saga_deadlines(integer)',
+		'queue.saga_timeline(bigint)',
+		'queue.stuck_sagas(interval)'];
 	names text[];
 BEGIN
 	CASE access
@@ -117,13 +126,14 @@ BEGIN ATOMIC
 	UNION
 	SELECT 'TABLE ' || t
 	  FROM unnest(ARRAY['queue.queue', 'queue.queue_stats', 'queue.workers',
-						'queue.topic_stats', 'queue.blocked_groups']) t
+						'queue.topic_stats', 'queue.blocked_groups', 'queue.saga_stats']) t
 	 WHERE _access_objects.access IN ('admin', 'monitor')
 	UNION
 	SELECT 'TABLE ' || t
 	  FROM unnest(ARRAY['queue.jobs', 'queue.job', 'queue.job_archive', 'queue.events',
 						'queue.event', 'queue.event_archive', 'queue.topic',
-						'queue.subscription']) t
+						'queue.subscription', 'queue.sagas', 'queue.saga',
+						'queue.saga_definition', 'queue.saga_event']) t
 	 WHERE _access_objects.access = 'admin';
 END;
 
