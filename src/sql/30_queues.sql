@@ -180,15 +180,15 @@ AS $$
 DECLARE
 	qid integer := queue._queue_id(name);
 	gone queue.job[];
-	j queue.job;
+	gone_job queue.job;
 BEGIN
 	WITH d AS (
 		DELETE FROM queue.job j WHERE j.queue_id = qid AND j.state IN ('pending', 'blocked')
 		RETURNING j.*
 	)
 	SELECT coalesce(array_agg(d), '{}') INTO gone FROM d;
-	FOREACH j IN ARRAY gone LOOP
-		PERFORM queue._saga_job_gone(j, 'job purged');
+	FOREACH gone_job IN ARRAY gone LOOP
+		PERFORM queue._saga_job_gone(gone_job, 'job purged');
 	END LOOP;
 	RETURN cardinality(gone);
 END;
