@@ -100,14 +100,19 @@ _PG_init(void)
  *
  * Must be called inside SPI_connect.  The plan outlives the call (it is
  * kept in CacheMemoryContext by SPI_keepplan), so *cache is a static of
- * the caller.
+ * the caller.  It is always the generic plan: the plan cache would
+ * otherwise keep re-planning statements whose custom plans look cheaper
+ * (a LIMIT or a time bound given as a parameter), and planning costs more
+ * than these statements take to run.  Every statement is written so that
+ * its generic plan probes indexes (see the claim).
  */
 SPIPlanPtr
 queue_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
