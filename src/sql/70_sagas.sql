@@ -545,7 +545,8 @@ BEGIN
 		RETURN s.status;
 	END IF;
 	UPDATE queue.saga
-	   SET status = 'compensating', cancel_requested = true, updated_at = clock_timestamp(),
+	   SET status = 'compensating', cancel_requested = (reason = 'cancelled'),
+		   updated_at = clock_timestamp(),
 		   failure = jsonb_build_object('reason', reason, 'step',
 				(SELECT d.steps -> s.step ->> 'name' FROM queue.saga_definition d
 				  WHERE d.id = s.definition_id))
@@ -559,7 +560,7 @@ BEGIN
 		PERFORM queue._saga_cancel_job(j);
 		PERFORM queue._saga_compensate_from(saga_id, s.step - 1);
 	END IF;
-	RETURN 'compensating';
+	RETURN (SELECT x.status FROM queue.saga x WHERE x.id = saga_id);
 END;
 $$;
 

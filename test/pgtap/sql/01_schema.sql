@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(316);
+SELECT plan(459);
 
 -- ----------------------------------------------------------------------
 -- Schema and relations
@@ -24,15 +24,17 @@ SELECT plan(316);
 SELECT has_schema('queue');
 SELECT has_extension('queue', 'queue', 'extension queue lives in schema queue');
 SELECT tables_are('queue', ARRAY['queue', 'job', 'job_archive', 'access_grant', 'topic',
-                                 'subscription', 'event', 'event_archive']);
+                                 'subscription', 'event', 'event_archive', 'saga_definition',
+                                 'saga', 'saga_event']);
 SELECT views_are('queue', ARRAY['jobs', 'queue_stats', 'workers', 'events', 'topic_stats',
-                                'blocked_groups']);
+                                'blocked_groups', 'sagas', 'saga_stats']);
 SELECT sequences_are('queue', ARRAY['queue_id_seq', 'job_id_seq', 'topic_id_seq',
-                                    'subscription_id_seq', 'event_id_seq']);
+                                    'subscription_id_seq', 'event_id_seq',
+                                    'saga_definition_id_seq', 'saga_id_seq', 'saga_event_id_seq']);
 SELECT indexes_are('queue', 'queue', ARRAY['queue_pkey', 'queue_name_key']);
 SELECT indexes_are('queue', 'job',
                    ARRAY['job_pkey', 'job_claim_idx', 'job_lease_idx', 'job_group_idx',
-                         'job_dedup_idx']);
+                         'job_deadline_idx', 'job_dedup_idx']);
 SELECT indexes_are('queue', 'job_archive',
                    ARRAY['job_archive_pkey', 'job_archive_queue_state_idx']);
 SELECT indexes_are('queue', 'access_grant', ARRAY['access_grant_pkey']);
@@ -42,6 +44,10 @@ SELECT indexes_are('queue', 'subscription',
                          'subscription_queue_idx']);
 SELECT indexes_are('queue', 'event', ARRAY['event_pkey']);
 SELECT indexes_are('queue', 'event_archive', ARRAY['event_archive_pkey', 'event_archive_topic_idx']);
+SELECT indexes_are('queue', 'saga_definition',
+                   ARRAY['saga_definition_pkey', 'saga_definition_name_version_key']);
+SELECT indexes_are('queue', 'saga', ARRAY['saga_pkey', 'saga_idempotency_idx', 'saga_status_idx']);
+SELECT indexes_are('queue', 'saga_event', ARRAY['saga_event_pkey', 'saga_event_saga_idx']);
 
 -- ----------------------------------------------------------------------
 -- queue.queue
@@ -78,6 +84,7 @@ SELECT col_default_is('queue', 'queue', 'ordered', 'false', 'queues are not orde
 SELECT columns_are('queue', 'job', ARRAY[
     'id', 'queue_id', 'state', 'priority', 'run_at', 'attempts', 'max_attempts',
     'retry_policy', 'last_delay', 'payload', 'headers', 'dedup_key', 'group_key',
+    'lease_timeout', 'deadline_at', 'saga_id', 'saga_step', 'saga_compensation',
     'lease_token', 'worker', 'claimed_at', 'errors', 'created_at']);
 SELECT col_type_is('queue', 'job', 'id', 'bigint', 'queue.job.id is bigint');
 SELECT col_type_is('queue', 'job', 'queue_id', 'integer', 'queue.job.queue_id is integer');
@@ -97,12 +104,17 @@ SELECT col_type_is('queue', 'job', 'worker', 'text', 'queue.job.worker is text')
 SELECT col_type_is('queue', 'job', 'claimed_at', 'timestamp with time zone', 'queue.job.claimed_at is timestamp with time zone');
 SELECT col_type_is('queue', 'job', 'errors', 'jsonb', 'queue.job.errors is jsonb');
 SELECT col_type_is('queue', 'job', 'created_at', 'timestamp with time zone', 'queue.job.created_at is timestamp with time zone');
+SELECT col_type_is('queue', 'job', c, t, format('queue.job.%s is %s', c, t))
+  FROM (VALUES ('lease_timeout', 'interval'), ('deadline_at', 'timestamp with time zone'),
+               ('saga_id', 'bigint'), ('saga_step', 'integer'),
+               ('saga_compensation', 'boolean')) v(c, t);
 SELECT col_not_null('queue', 'job', c, 'queue.job.' || c || ' is NOT NULL')
   FROM unnest(ARRAY['id', 'queue_id', 'state', 'priority', 'run_at', 'attempts',
                     'max_attempts', 'payload', 'errors', 'created_at']::name[]) c;
 SELECT col_is_null('queue', 'job', c, 'queue.job.' || c || ' is nullable')
   FROM unnest(ARRAY['retry_policy', 'last_delay', 'headers', 'dedup_key', 'group_key',
-                    'lease_token', 'worker', 'claimed_at']::name[]) c;
+                    'lease_token', 'worker', 'claimed_at', 'lease_timeout', 'deadline_at',
+                    'saga_id', 'saga_step', 'saga_compensation']::name[]) c;
 SELECT has_pk('queue', 'job', 'queue.job has a primary key');
 SELECT col_is_pk('queue', 'job', 'id', 'queue.job.id is the primary key');
 SELECT col_default_is('queue', 'job', 'id', 'nextval(''queue.job_id_seq''::regclass)',
@@ -141,14 +153,19 @@ SELECT is(pg_get_expr(indpred, indrelid), '(dedup_key IS NOT NULL)',
 SELECT is(pg_get_indexdef('queue.job_dedup_idx'::regclass),
           'CREATE UNIQUE INDEX job_dedup_idx ON queue.job USING btree (queue_id, dedup_key) WHERE (dedup_key IS NOT NULL)',
           'job_dedup_idx definition');
+-- the deadline index: jobs with a deadline (saga steps), for expire_leases
+SELECT has_index('queue', 'job', 'job_deadline_idx', ARRAY['deadline_at']);
+SELECT is(pg_get_indexdef('queue.job_deadline_idx'::regclass),
+          'CREATE INDEX job_deadline_idx ON queue.job USING btree (deadline_at) WHERE (deadline_at IS NOT NULL)',
+          'job_deadline_idx definition: partial, WHERE deadline_at IS NOT NULL');
 
 -- ----------------------------------------------------------------------
 -- queue.job_archive
 -- ----------------------------------------------------------------------
 SELECT columns_are('queue', 'job_archive', ARRAY[
     'id', 'queue_id', 'state', 'priority', 'attempts', 'max_attempts', 'retry_policy',
-    'payload', 'headers', 'dedup_key', 'group_key', 'worker', 'result', 'errors', 'created_at',
-    'finished_at']);
+    'payload', 'headers', 'dedup_key', 'group_key', 'saga_id', 'saga_step', 'saga_compensation',
+    'worker', 'result', 'errors', 'created_at', 'finished_at']);
 SELECT col_type_is('queue', 'job_archive', 'id', 'bigint', 'queue.job_archive.id is bigint');
 SELECT col_type_is('queue', 'job_archive', 'queue_id', 'integer', 'queue.job_archive.queue_id is integer');
 SELECT col_type_is('queue', 'job_archive', 'state', 'text', 'queue.job_archive.state is text');
@@ -161,6 +178,11 @@ SELECT col_type_is('queue', 'job_archive', 'headers', 'jsonb', 'queue.job_archiv
 SELECT col_type_is('queue', 'job_archive', 'dedup_key', 'text', 'queue.job_archive.dedup_key is text');
 SELECT col_type_is('queue', 'job_archive', 'group_key', 'text', 'queue.job_archive.group_key is text');
 SELECT col_is_null('queue', 'job_archive', 'group_key', 'queue.job_archive.group_key is nullable');
+SELECT col_type_is('queue', 'job_archive', c, t, format('queue.job_archive.%s is %s', c, t))
+  FROM (VALUES ('saga_id', 'bigint'), ('saga_step', 'integer'),
+               ('saga_compensation', 'boolean')) v(c, t);
+SELECT col_is_null('queue', 'job_archive', c, 'queue.job_archive.' || c || ' is nullable')
+  FROM unnest(ARRAY['saga_id', 'saga_step', 'saga_compensation']::name[]) c;
 SELECT col_type_is('queue', 'job_archive', 'worker', 'text', 'queue.job_archive.worker is text');
 SELECT col_type_is('queue', 'job_archive', 'result', 'jsonb', 'queue.job_archive.result is jsonb');
 SELECT col_type_is('queue', 'job_archive', 'errors', 'jsonb', 'queue.job_archive.errors is jsonb');
@@ -269,6 +291,76 @@ SELECT has_index('queue', 'event_archive', 'event_archive_topic_idx',
                  ARRAY['topic_id', 'state', 'finished_at']);
 
 -- ----------------------------------------------------------------------
+-- Sagas: queue.saga_definition (versions), queue.saga (instances) and
+-- queue.saga_event (the timeline)
+-- ----------------------------------------------------------------------
+SELECT columns_are('queue', 'saga_definition', ARRAY[
+    'id', 'name', 'version', 'steps', 'deadline', 'created_at']);
+SELECT col_type_is('queue', 'saga_definition', c, t, format('queue.saga_definition.%s is %s', c, t))
+  FROM (VALUES ('id', 'integer'), ('name', 'text'), ('version', 'integer'), ('steps', 'jsonb'),
+               ('deadline', 'interval'), ('created_at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'saga_definition', c, 'queue.saga_definition.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'name', 'version', 'steps', 'created_at']::name[]) c;
+SELECT col_is_null('queue', 'saga_definition', 'deadline', 'queue.saga_definition.deadline is nullable');
+SELECT col_is_pk('queue', 'saga_definition', 'id', 'queue.saga_definition.id is the primary key');
+SELECT col_is_unique('queue', 'saga_definition', ARRAY['name', 'version'],
+                     'a saga type has each version once');
+SELECT col_default_is('queue', 'saga_definition', 'id',
+                      'nextval(''queue.saga_definition_id_seq''::regclass)',
+                      'queue.saga_definition.id defaults to nextval(queue.saga_definition_id_seq)');
+
+SELECT columns_are('queue', 'saga', ARRAY[
+    'id', 'definition_id', 'saga_type', 'status', 'input', 'context', 'idempotency_key', 'step',
+    'compensating_step', 'job_id', 'failure', 'cancel_requested', 'deadline_at', 'created_at',
+    'updated_at', 'finished_at']);
+SELECT col_type_is('queue', 'saga', c, t, format('queue.saga.%s is %s', c, t))
+  FROM (VALUES ('id', 'bigint'), ('definition_id', 'integer'), ('saga_type', 'text'),
+               ('status', 'text'), ('input', 'jsonb'), ('context', 'jsonb'),
+               ('idempotency_key', 'text'), ('step', 'integer'), ('compensating_step', 'integer'),
+               ('job_id', 'bigint'), ('failure', 'jsonb'), ('cancel_requested', 'boolean'),
+               ('deadline_at', 'timestamp with time zone'),
+               ('created_at', 'timestamp with time zone'),
+               ('updated_at', 'timestamp with time zone'),
+               ('finished_at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'saga', c, 'queue.saga.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'definition_id', 'saga_type', 'status', 'input', 'context', 'step',
+                    'cancel_requested', 'created_at', 'updated_at']::name[]) c;
+SELECT col_is_null('queue', 'saga', c, 'queue.saga.' || c || ' is nullable')
+  FROM unnest(ARRAY['idempotency_key', 'compensating_step', 'job_id', 'failure', 'deadline_at',
+                    'finished_at']::name[]) c;
+SELECT col_is_pk('queue', 'saga', 'id', 'queue.saga.id is the primary key');
+SELECT col_default_is('queue', 'saga', 'id', 'nextval(''queue.saga_id_seq''::regclass)',
+                      'queue.saga.id defaults to nextval(queue.saga_id_seq)');
+SELECT col_default_is('queue', 'saga', 'context', '{}', 'queue.saga.context defaults to {}');
+SELECT col_default_is('queue', 'saga', 'step', '0', 'a saga starts at step 0');
+SELECT col_default_is('queue', 'saga', 'cancel_requested', 'false',
+                      'queue.saga.cancel_requested defaults to false');
+SELECT is(pg_get_indexdef('queue.saga_idempotency_idx'::regclass),
+          'CREATE UNIQUE INDEX saga_idempotency_idx ON queue.saga USING btree (saga_type, idempotency_key) WHERE (idempotency_key IS NOT NULL)',
+          'saga_idempotency_idx: an idempotency key is unique per saga type');
+SELECT is(pg_get_indexdef('queue.saga_status_idx'::regclass),
+          'CREATE INDEX saga_status_idx ON queue.saga USING btree (status, updated_at) WHERE (status = ANY (ARRAY[''running''::text, ''compensating''::text, ''needs_attention''::text]))',
+          'saga_status_idx: the unfinished sagas by status and last change (stuck_sagas)');
+
+SELECT columns_are('queue', 'saga_event', ARRAY[
+    'id', 'saga_id', 'step', 'step_name', 'kind', 'event', 'job_id', 'attempts', 'detail', 'at']);
+SELECT col_type_is('queue', 'saga_event', c, t, format('queue.saga_event.%s is %s', c, t))
+  FROM (VALUES ('id', 'bigint'), ('saga_id', 'bigint'), ('step', 'integer'),
+               ('step_name', 'text'), ('kind', 'text'), ('event', 'text'), ('job_id', 'bigint'),
+               ('attempts', 'integer'), ('detail', 'jsonb'),
+               ('at', 'timestamp with time zone')) v(c, t);
+SELECT col_not_null('queue', 'saga_event', c, 'queue.saga_event.' || c || ' is NOT NULL')
+  FROM unnest(ARRAY['id', 'saga_id', 'kind', 'event', 'at']::name[]) c;
+SELECT col_is_null('queue', 'saga_event', c, 'queue.saga_event.' || c || ' is nullable')
+  FROM unnest(ARRAY['step', 'step_name', 'job_id', 'attempts', 'detail']::name[]) c;
+SELECT col_is_pk('queue', 'saga_event', 'id', 'queue.saga_event.id is the primary key');
+SELECT col_default_is('queue', 'saga_event', 'at', 'clock_timestamp()',
+                      'queue.saga_event.at defaults to clock_timestamp()');
+SELECT is(pg_get_indexdef('queue.saga_event_saga_idx'::regclass),
+          'CREATE INDEX saga_event_saga_idx ON queue.saga_event USING btree (saga_id, id)',
+          'saga_event_saga_idx: a saga''s timeline in order');
+
+-- ----------------------------------------------------------------------
 -- CHECK constraints, by name and definition
 -- ----------------------------------------------------------------------
 SELECT has_check('queue', 'queue', 'queue.queue has CHECK constraints');
@@ -278,6 +370,7 @@ SELECT has_check('queue', 'access_grant', 'queue.access_grant has CHECK constrai
 SELECT has_check('queue', 'topic', 'queue.topic has CHECK constraints');
 SELECT has_check('queue', 'subscription', 'queue.subscription has CHECK constraints');
 SELECT has_check('queue', 'event_archive', 'queue.event_archive has CHECK constraints');
+SELECT has_check('queue', 'saga', 'queue.saga has CHECK constraints');
 SELECT set_eq(
     $$SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid)
         FROM pg_constraint
@@ -289,6 +382,8 @@ SELECT set_eq(
         ('queue.queue', 'queue_dead_retention_check', 'CHECK ((dead_retention >= ''00:00:00''::interval))'),
         ('queue.job', 'job_state_check', 'CHECK ((state = ANY (ARRAY[''pending''::text, ''running''::text, ''blocked''::text])))'),
         ('queue.job', 'job_lease_check', 'CHECK (((state = ''running''::text) = (lease_token IS NOT NULL)))'),
+        ('queue.job', 'job_saga_check', 'CHECK (((saga_id IS NULL) = (saga_step IS NULL)))'),
+        ('queue.saga', 'saga_status_check', 'CHECK ((status = ANY (ARRAY[''running''::text, ''compensating''::text, ''completed''::text, ''compensated''::text, ''needs_attention''::text])))'),
         ('queue.job_archive', 'job_archive_state_check', 'CHECK ((state = ANY (ARRAY[''completed''::text, ''dead''::text, ''cancelled''::text])))'),
         ('queue.access_grant', 'access_grant_access_check', 'CHECK ((access = ANY (ARRAY[''producer''::text, ''consumer''::text, ''monitor''::text, ''admin''::text])))'),
         ('queue.topic', 'topic_retention_check', 'CHECK ((retention >= ''00:00:00''::interval))'),
@@ -306,8 +401,11 @@ SELECT set_eq(
              ('queue.subscription', 'subscription_pkey', 'p'),
              ('queue.subscription', 'subscription_queue_key', 'u'),
              ('queue.subscription', 'subscription_channel_key', 'u'),
-             ('queue.event', 'event_pkey', 'p'), ('queue.event_archive', 'event_archive_pkey', 'p')$$,
-    'the other constraints are the primary keys and the unique names (queue, topic, subscription targets)');
+             ('queue.event', 'event_pkey', 'p'), ('queue.event_archive', 'event_archive_pkey', 'p'),
+             ('queue.saga_definition', 'saga_definition_pkey', 'p'),
+             ('queue.saga_definition', 'saga_definition_name_version_key', 'u'),
+             ('queue.saga', 'saga_pkey', 'p'), ('queue.saga_event', 'saga_event_pkey', 'p')$$,
+    'the other constraints are the primary keys and the unique names (queue, topic, subscription targets, saga versions)');
 
 -- The CHECKs hold (each violation is 23514).
 SELECT throws_ok($$INSERT INTO queue.queue (name, max_attempts, retry_policy, lease_timeout,
@@ -344,6 +442,18 @@ SELECT throws_ok($$INSERT INTO queue.event_archive (id, topic_id, payload, subsc
                                                     published_at, state, finished_at)
                    VALUES (1, 1, '{}', '{}', now(), 'pending', now())$$,
                  '23514', NULL, 'event_archive_state_check rejects a pending event');
+SELECT throws_ok($$INSERT INTO queue.job (queue_id, state, run_at, max_attempts, payload, saga_id)
+                   VALUES (1, 'pending', now(), 1, '{}', 1)$$,
+                 '23514', NULL, 'job_saga_check rejects a saga job without a step');
+SELECT throws_ok($$INSERT INTO queue.job (queue_id, state, run_at, max_attempts, payload, saga_step)
+                   VALUES (1, 'pending', now(), 1, '{}', 0)$$,
+                 '23514', NULL, 'job_saga_check rejects a step without a saga');
+SELECT throws_ok($$INSERT INTO queue.saga (definition_id, saga_type, status, input)
+                   VALUES (1, 't', 'done', '{}')$$,
+                 '23514', NULL, 'saga_status_check rejects an unknown status');
+SELECT throws_ok($$INSERT INTO queue.saga_definition (name, version, steps) VALUES ('d', 1, '[]'),
+                                                                           ('d', 1, '[]')$$,
+                 '23505', NULL, 'a saga type cannot have a version twice');
 
 -- ----------------------------------------------------------------------
 -- The view queue.jobs
@@ -419,6 +529,32 @@ SELECT col_type_is('queue', 'blocked_groups', c, t, format('queue.blocked_groups
                ('oldest_blocked_at', 'timestamp with time zone')) v(c, t);
 
 -- ----------------------------------------------------------------------
+-- The saga views: queue.sagas and queue.saga_stats
+-- ----------------------------------------------------------------------
+SELECT has_view('queue', 'sagas', 'view queue.sagas exists');
+SELECT columns_are('queue', 'sagas', ARRAY[
+    'id', 'saga_type', 'version', 'status', 'input', 'context', 'idempotency_key', 'current_step',
+    'compensating_step', 'job_id', 'failure', 'cancel_requested', 'deadline_at', 'created_at',
+    'updated_at', 'finished_at']);
+SELECT col_type_is('queue', 'sagas', c, t, format('queue.sagas.%s is %s', c, t))
+  FROM (VALUES ('id', 'bigint'), ('saga_type', 'text'), ('version', 'integer'),
+               ('status', 'text'), ('input', 'jsonb'), ('context', 'jsonb'),
+               ('idempotency_key', 'text'), ('current_step', 'text'),
+               ('compensating_step', 'text'), ('job_id', 'bigint'), ('failure', 'jsonb'),
+               ('cancel_requested', 'boolean'), ('deadline_at', 'timestamp with time zone'),
+               ('created_at', 'timestamp with time zone'),
+               ('updated_at', 'timestamp with time zone'),
+               ('finished_at', 'timestamp with time zone')) v(c, t);
+SELECT has_view('queue', 'saga_stats', 'view queue.saga_stats exists');
+SELECT columns_are('queue', 'saga_stats', ARRAY[
+    'saga_type', 'running', 'compensating', 'completed', 'compensated', 'needs_attention',
+    'stale_completions']);
+SELECT col_type_is('queue', 'saga_stats', c, t, format('queue.saga_stats.%s is %s', c, t))
+  FROM (VALUES ('saga_type', 'text'), ('running', 'bigint'), ('compensating', 'bigint'),
+               ('completed', 'bigint'), ('compensated', 'bigint'), ('needs_attention', 'bigint'),
+               ('stale_completions', 'bigint')) v(c, t);
+
+-- ----------------------------------------------------------------------
 -- Sequences
 -- ----------------------------------------------------------------------
 SELECT has_sequence('queue', 'queue_id_seq', 'sequence queue.queue_id_seq exists');
@@ -443,6 +579,16 @@ SELECT is(pg_get_serial_sequence('queue.' || t, 'id'), 'queue.' || s,
           format('queue.%s is owned by queue.%s.id', s, t))
   FROM (VALUES ('topic', 'topic_id_seq'), ('subscription', 'subscription_id_seq'),
                ('event', 'event_id_seq')) v(t, s);
+SELECT has_sequence('queue', s, format('sequence queue.%s exists', s))
+  FROM unnest(ARRAY['saga_definition_id_seq', 'saga_id_seq', 'saga_event_id_seq']::name[]) s;
+SELECT is((SELECT format_type(seqtypid, NULL) FROM pg_sequence WHERE seqrelid = ('queue.' || s)::regclass),
+          t, format('queue.%s is an %s sequence', s, t))
+  FROM (VALUES ('saga_definition_id_seq', 'integer'), ('saga_id_seq', 'bigint'),
+               ('saga_event_id_seq', 'bigint')) v(s, t);
+SELECT is(pg_get_serial_sequence('queue.' || t, 'id'), 'queue.' || s,
+          format('queue.%s is owned by queue.%s.id', s, t))
+  FROM (VALUES ('saga_definition', 'saga_definition_id_seq'), ('saga', 'saga_id_seq'),
+               ('saga_event', 'saga_event_id_seq')) v(t, s);
 
 -- ----------------------------------------------------------------------
 -- pg_dump keeps users' data: the tables and sequences are config relations
@@ -454,8 +600,9 @@ SELECT set_eq(
     ARRAY['queue.queue', 'queue.queue_id_seq', 'queue.job', 'queue.job_id_seq',
           'queue.job_archive', 'queue.topic', 'queue.topic_id_seq', 'queue.subscription',
           'queue.subscription_id_seq', 'queue.event', 'queue.event_id_seq',
-          'queue.event_archive'],
-    'extconfig registers the queue, job, topic, subscription and event tables and their sequences for pg_dump');
+          'queue.event_archive', 'queue.saga_definition', 'queue.saga_definition_id_seq',
+          'queue.saga', 'queue.saga_id_seq', 'queue.saga_event', 'queue.saga_event_id_seq'],
+    'extconfig registers the queue, job, topic, subscription, event and saga tables and their sequences for pg_dump');
 SELECT is((SELECT array_length(extconfig, 1) = array_length(extcondition, 1)
              AND (SELECT bool_and(cond = '') FROM unnest(extcondition) cond)
              FROM pg_extension WHERE extname = 'queue'),
@@ -485,6 +632,16 @@ SELECT is((SELECT count(*)::int FROM pg_depend d
                               'queue.event_id_seq'::regclass, 'queue.events'::regclass,
                               'queue.topic_stats'::regclass, 'queue.blocked_groups'::regclass)),
           10, 'the outbox tables, sequences and views belong to the extension');
+SELECT is((SELECT count(*)::int FROM pg_depend d
+            WHERE d.refclassid = 'pg_extension'::regclass
+              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'queue')
+              AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+              AND d.objid IN ('queue.saga_definition'::regclass, 'queue.saga'::regclass,
+                              'queue.saga_event'::regclass,
+                              'queue.saga_definition_id_seq'::regclass,
+                              'queue.saga_id_seq'::regclass, 'queue.saga_event_id_seq'::regclass,
+                              'queue.sagas'::regclass, 'queue.saga_stats'::regclass)),
+          8, 'the saga tables, sequences and views belong to the extension');
 
 SELECT * FROM finish();
 ROLLBACK;

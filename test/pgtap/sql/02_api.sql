@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(218);
+SELECT plan(278);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -26,6 +26,7 @@ SELECT functions_are('queue', ARRAY[
     '_check_batch_size',
     '_check_name',
     '_check_retry_policy',
+    '_check_saga_steps',
     '_check_settings',
     '_check_target',
     '_count_outcome',
@@ -36,6 +37,15 @@ SELECT functions_are('queue', ARRAY[
     '_queue_id',
     '_redrive',
     '_reset_stats',
+    '_saga_abort',
+    '_saga_cancel_job',
+    '_saga_compensate_from',
+    '_saga_enqueue',
+    '_saga_job_gone',
+    '_saga_job_settled',
+    '_saga_log',
+    '_saga_stale_completions',
+    '_saga_step_retrying',
     '_throughput',
     '_topic_id',
     '_waiting_claims',
@@ -44,17 +54,20 @@ SELECT functions_are('queue', ARRAY[
     'alter_queue',
     'backoff_delay',
     'cancel_job',
+    'cancel_saga',
     'claim',
     'complete',
     'complete_many',
     'create_queue',
     'create_topic',
+    'define_saga',
     'delete_job',
     'drop_queue',
     'drop_topic',
     'enqueue',
     'enqueue_many',
     'expire_leases',
+    'expire_saga_deadlines',
     'extend',
     'fail',
     'fail_many',
@@ -64,6 +77,7 @@ SELECT functions_are('queue', ARRAY[
     'list_dead',
     'list_jobs',
     'list_queues',
+    'list_sagas',
     'list_subscriptions',
     'list_topics',
     'pause_queue',
@@ -78,11 +92,15 @@ SELECT functions_are('queue', ARRAY[
     'reschedule_job',
     'resume_queue',
     'retry_dead_events',
+    'retry_saga_compensation',
     'revoke_access',
+    'saga_timeline',
+    'start_saga',
+    'stuck_sagas',
     'subscribe',
     'unsubscribe']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          61, 'schema queue has 61 functions (redrive is overloaded)');
+          79, 'schema queue has 79 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -213,6 +231,31 @@ SELECT has_function('queue', '_promote_groups', ARRAY['integer', 'text[]']::name
 SELECT function_returns('queue', '_promote_groups', ARRAY['integer', 'text[]']::name[], 'integer', 'queue._promote_groups(integer, text[]) returns integer');
 SELECT has_function('queue', '_topic_id', ARRAY['text']::name[], 'function queue._topic_id(text) exists');
 SELECT function_returns('queue', '_topic_id', ARRAY['text']::name[], 'integer', 'queue._topic_id(text) returns integer');
+-- sagas
+CREATE TEMP TABLE saga_fn (f name, a name[], r text);
+INSERT INTO saga_fn VALUES
+               ('define_saga', ARRAY['text', 'jsonb', 'interval']::name[], 'integer'),
+               ('list_sagas', ARRAY[]::name[], 'setof record'),
+               ('start_saga', ARRAY['text', 'jsonb', 'text']::name[], 'bigint'),
+               ('cancel_saga', ARRAY['bigint']::name[], 'text'),
+               ('retry_saga_compensation', ARRAY['bigint']::name[], 'bigint'),
+               ('expire_saga_deadlines', ARRAY['integer']::name[], 'bigint'),
+               ('saga_timeline', ARRAY['bigint']::name[], 'setof record'),
+               ('stuck_sagas', ARRAY['interval']::name[], 'setof queue.sagas'),
+               ('_check_saga_steps', ARRAY['jsonb']::name[], 'jsonb'),
+               ('_saga_abort', ARRAY['bigint', 'text']::name[], 'text'),
+               ('_saga_cancel_job', ARRAY['queue.job']::name[], 'void'),
+               ('_saga_compensate_from', ARRAY['bigint', 'integer']::name[], 'void'),
+               ('_saga_enqueue', ARRAY['queue.saga', 'integer', 'boolean']::name[], 'bigint'),
+               ('_saga_job_gone', ARRAY['queue.job', 'text']::name[], 'void'),
+               ('_saga_job_settled', ARRAY['bigint', 'integer', 'boolean', 'bigint', 'integer', 'text', 'jsonb', 'text']::name[], 'void'),
+               ('_saga_log', ARRAY['bigint', 'integer', 'text', 'text', 'text', 'bigint', 'integer', 'jsonb']::name[], 'void'),
+               ('_saga_stale_completions', ARRAY['integer']::name[], 'bigint'),
+               ('_saga_step_retrying', ARRAY['bigint']::name[], 'void');
+SELECT has_function('queue', f, a, format('function queue.%s(%s) exists', f, array_to_string(a, ', ')))
+  FROM saga_fn;
+SELECT function_returns('queue', f, a, r, format('queue.%s(%s) returns %s', f, array_to_string(a, ', '), r))
+  FROM saga_fn;
 
 -- The exact signatures as a caller sees them: argument names, defaults and
 -- the TABLE columns.
@@ -402,7 +445,61 @@ SELECT set_eq(
          'integer'),
         ('_topic_id',
          'topic_name text',
-         'integer')
+         'integer'),
+        ('define_saga',
+         'name text, steps jsonb, deadline interval DEFAULT NULL::interval',
+         'integer'),
+        ('list_sagas',
+         '',
+         'TABLE(name text, version integer, steps jsonb, deadline interval, created_at timestamp with time zone)'),
+        ('start_saga',
+         'saga_type text, input jsonb DEFAULT ''{}''::jsonb, idempotency_key text DEFAULT NULL::text',
+         'bigint'),
+        ('cancel_saga',
+         'saga_id bigint',
+         'text'),
+        ('retry_saga_compensation',
+         'saga_id bigint',
+         'bigint'),
+        ('expire_saga_deadlines',
+         'batch_size integer DEFAULT 1000',
+         'bigint'),
+        ('saga_timeline',
+         'saga_id bigint',
+         'TABLE(at timestamp with time zone, step text, kind text, event text, job_id bigint, attempts integer, detail jsonb)'),
+        ('stuck_sagas',
+         'older_than interval DEFAULT ''01:00:00''::interval',
+         'SETOF queue.sagas'),
+        ('_check_saga_steps',
+         'steps jsonb',
+         'jsonb'),
+        ('_saga_abort',
+         'saga_id bigint, reason text',
+         'text'),
+        ('_saga_cancel_job',
+         'j queue.job',
+         'void'),
+        ('_saga_compensate_from',
+         'saga_id bigint, upto integer',
+         'void'),
+        ('_saga_enqueue',
+         's queue.saga, step integer, compensation boolean',
+         'bigint'),
+        ('_saga_job_gone',
+         'j queue.job, why text',
+         'void'),
+        ('_saga_job_settled',
+         'saga_id bigint, step integer, compensation boolean, job_id bigint, attempts integer, outcome text, result jsonb, error text',
+         'void'),
+        ('_saga_log',
+         'saga_id bigint, step integer, step_name text, kind text, event text, job_id bigint DEFAULT NULL::bigint, attempts integer DEFAULT NULL::integer, detail jsonb DEFAULT NULL::jsonb',
+         'void'),
+        ('_saga_stale_completions',
+         'definition_id integer',
+         'bigint'),
+        ('_saga_step_retrying',
+         'job_id bigint',
+         'void')
     $$,
     'every function has exactly the documented argument names, defaults and result');
 
@@ -450,7 +547,15 @@ SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, a
        ('relay', ARRAY['integer']::name[]),
        ('retry_dead_events', ARRAY['text', 'bigint[]']::name[]),
        ('subscribe', ARRAY['text', 'text', 'text']::name[]),
-       ('unsubscribe', ARRAY['text', 'text', 'text']::name[])) v(f, a);
+       ('unsubscribe', ARRAY['text', 'text', 'text']::name[]),
+       ('define_saga', ARRAY['text', 'jsonb', 'interval']::name[]),
+       ('list_sagas', ARRAY[]::name[]),
+       ('start_saga', ARRAY['text', 'jsonb', 'text']::name[]),
+       ('cancel_saga', ARRAY['bigint']::name[]),
+       ('retry_saga_compensation', ARRAY['bigint']::name[]),
+       ('expire_saga_deadlines', ARRAY['integer']::name[]),
+       ('saga_timeline', ARRAY['bigint']::name[]),
+       ('stuck_sagas', ARRAY['interval']::name[])) v(f, a);
 SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER', f, array_to_string(a, ', ')))
   FROM (VALUES ('backoff_delay', ARRAY['jsonb', 'integer', 'interval']::name[]),
        ('grant_access', ARRAY['regrole', 'text']::name[]),
@@ -474,7 +579,17 @@ SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER'
        ('_check_batch_size', ARRAY['integer']::name[]),
        ('_lock_topic_name', ARRAY['text']::name[]),
        ('_promote_groups', ARRAY['integer', 'text[]']::name[]),
-       ('_topic_id', ARRAY['text']::name[])) v(f, a);
+       ('_topic_id', ARRAY['text']::name[]),
+       ('_check_saga_steps', ARRAY['jsonb']::name[]),
+       ('_saga_abort', ARRAY['bigint', 'text']::name[]),
+       ('_saga_cancel_job', ARRAY['queue.job']::name[]),
+       ('_saga_compensate_from', ARRAY['bigint', 'integer']::name[]),
+       ('_saga_enqueue', ARRAY['queue.saga', 'integer', 'boolean']::name[]),
+       ('_saga_job_gone', ARRAY['queue.job', 'text']::name[]),
+       ('_saga_job_settled', ARRAY['bigint', 'integer', 'boolean', 'bigint', 'integer', 'text', 'jsonb', 'text']::name[]),
+       ('_saga_log', ARRAY['bigint', 'integer', 'text', 'text', 'text', 'bigint', 'integer', 'jsonb']::name[]),
+       ('_saga_stale_completions', ARRAY['integer']::name[]),
+       ('_saga_step_retrying', ARRAY['bigint']::name[])) v(f, a);
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef$$,
@@ -515,7 +630,15 @@ SELECT set_eq(
           'queue.relay(integer)',
           'queue.retry_dead_events(text,bigint[])',
           'queue.subscribe(text,text,text)',
-          'queue.unsubscribe(text,text,text)'],
+          'queue.unsubscribe(text,text,text)',
+          'queue.define_saga(text,jsonb,interval)',
+          'queue.list_sagas()',
+          'queue.start_saga(text,jsonb,text)',
+          'queue.cancel_saga(bigint)',
+          'queue.retry_saga_compensation(bigint)',
+          'queue.expire_saga_deadlines(integer)',
+          'queue.saga_timeline(bigint)',
+          'queue.stuck_sagas(interval)'],
     'the SECURITY DEFINER functions are exactly these');
 
 -- ----------------------------------------------------------------------
@@ -542,7 +665,7 @@ SELECT is_empty(
        WHERE p.pronamespace = 'queue'::regnamespace
          AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
          AND NOT (l.lanname = 'c' AND p.proname LIKE '\_%' AND NOT p.prosecdef)$$,
-    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _lock_topic_name, _promote_groups, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status: no SQL) may leave search_path alone');
+    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _lock_topic_name, _promote_groups, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status, _saga_stale_completions: no SQL) may leave search_path alone');
 
 -- The internal C functions of the monitoring release: language, volatility
 -- and strictness (_reset_stats takes NULL: every counter of the database).
@@ -579,6 +702,31 @@ SELECT set_eq(
              ('publish_many', 'c', 'v', false, true),
              ('relay', 'c', 'v', false, false)$$,
     'publish, publish_many and relay: language c, volatile, not strict (they raise on NULLs)');
+-- The sagas: one C function (the stale completions counted in shared
+-- memory), the rest PL/pgSQL or SQL; the read-only API functions are stable.
+SELECT set_eq(
+    $$SELECT p.proname::text, l.lanname::text, p.provolatile::text, p.proisstrict, p.proretset
+        FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace AND p.proname LIKE '%saga%'$$,
+    $$VALUES ('_saga_stale_completions', 'c', 'v', true, false),
+             ('_check_saga_steps', 'plpgsql', 'v', false, false),
+             ('_saga_abort', 'plpgsql', 'v', false, false),
+             ('_saga_cancel_job', 'plpgsql', 'v', false, false),
+             ('_saga_compensate_from', 'plpgsql', 'v', false, false),
+             ('_saga_enqueue', 'plpgsql', 'v', false, false),
+             ('_saga_job_gone', 'plpgsql', 'v', false, false),
+             ('_saga_job_settled', 'plpgsql', 'v', false, false),
+             ('_saga_log', 'sql', 'v', false, false),
+             ('_saga_step_retrying', 'plpgsql', 'v', false, false),
+             ('define_saga', 'plpgsql', 'v', false, false),
+             ('list_sagas', 'sql', 's', false, true),
+             ('start_saga', 'plpgsql', 'v', false, false),
+             ('cancel_saga', 'plpgsql', 'v', false, false),
+             ('retry_saga_compensation', 'plpgsql', 'v', false, false),
+             ('expire_saga_deadlines', 'plpgsql', 'v', false, false),
+             ('saga_timeline', 'sql', 's', false, true),
+             ('stuck_sagas', 'sql', 's', false, true)$$,
+    'the saga functions: language, volatility, strictness, set-returning');
 
 -- ----------------------------------------------------------------------
 -- Nothing for PUBLIC
@@ -598,7 +746,11 @@ SELECT ok(NOT has_function_privilege('public', f, 'EXECUTE'), f || ' is not exec
                     'queue._waiting_claims(integer)', 'queue._worker_status()',
                     'queue._lock_topic_name(text)', 'queue._promote_groups(integer,text[])',
                     'queue._topic_id(text)', 'queue._check_target(text,text)',
-                    'queue.publish(text,jsonb,text,jsonb)', 'queue.relay(integer)']) f;
+                    'queue.publish(text,jsonb,text,jsonb)', 'queue.relay(integer)',
+                    'queue._saga_stale_completions(integer)',
+                    'queue._saga_job_settled(bigint,integer,boolean,bigint,integer,text,jsonb,text)',
+                    'queue._saga_step_retrying(bigint)', 'queue.start_saga(text,jsonb,text)',
+                    'queue.define_saga(text,jsonb,interval)']) f;
 SELECT is_empty(
     $$SELECT p.oid::regprocedure, a.grantee::regrole, a.privilege_type
         FROM pg_proc p, aclexplode(p.proacl) a

@@ -20,7 +20,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(266);
+SELECT plan(308);
 
 -- ======================================================================
 -- Roles and grants
@@ -59,9 +59,10 @@ SELECT set_eq(
           'queue.enqueue_many(text,jsonb)',
           'queue.publish(text,jsonb,text,jsonb)',
           'queue.publish_many(text,jsonb)',
+          'queue.start_saga(text,jsonb,text)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
-    'producer may execute exactly enqueue, enqueue_many, publish, publish_many, get_job, list_queues');
+    'producer may execute exactly enqueue, enqueue_many, publish, publish_many, start_saga, get_job, list_queues');
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
@@ -83,6 +84,7 @@ SELECT set_eq(
          AND has_function_privilege('qt_monitor', p.oid, 'EXECUTE')$$,
     ARRAY['queue.list_queues()',
           'queue.list_topics()',
+          'queue._saga_stale_completions(integer)',
           'queue._throughput()',
           'queue._waiting_claims(integer)',
           'queue._worker_status()'],
@@ -95,18 +97,20 @@ SELECT set_eq(
        WHERE p.pronamespace = 'queue'::regnamespace AND p.prosecdef
       UNION ALL SELECT 'queue.backoff_delay(jsonb,integer,interval)'
       UNION ALL SELECT unnest(ARRAY['queue._throughput()', 'queue._waiting_claims(integer)',
-                                    'queue._worker_status()'])$$,
+                                    'queue._worker_status()',
+                                    'queue._saga_stale_completions(integer)'])$$,
     'admin may execute every SECURITY DEFINER function, backoff_delay and the read-only internals behind the views');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
          AND (p.proname LIKE '\_%' OR p.proname IN ('grant_access', 'revoke_access'))
-         AND p.proname NOT IN ('_throughput', '_waiting_claims', '_worker_status')
+         AND p.proname NOT IN ('_throughput', '_waiting_claims', '_worker_status',
+                               '_saga_stale_completions')
          AND (has_function_privilege('qt_admin', p.oid, 'EXECUTE')
               OR has_function_privilege('qt_producer', p.oid, 'EXECUTE')
               OR has_function_privilege('qt_consumer', p.oid, 'EXECUTE')
               OR has_function_privilege('qt_monitor', p.oid, 'EXECUTE'))$$,
-    'no level may execute the internal helpers (but the three behind the views) or grant_access/revoke_access');
+    'no level may execute the internal helpers (but the four behind the views) or grant_access/revoke_access');
 SELECT is_empty(
     $$SELECT r, p.oid::regprocedure FROM pg_proc p,
              unnest(ARRAY['qt_admin', 'qt_producer', 'qt_consumer', 'qt_monitor', 'qt_nobody']) r
@@ -118,9 +122,10 @@ SELECT is_empty(
     $$SELECT r, p.oid::regprocedure FROM pg_proc p,
              unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_nobody']) r
        WHERE p.pronamespace = 'queue'::regnamespace
-         AND p.proname IN ('_throughput', '_waiting_claims', '_worker_status')
+         AND p.proname IN ('_throughput', '_waiting_claims', '_worker_status',
+                           '_saga_stale_completions')
          AND has_function_privilege(r, p.oid, 'EXECUTE')$$,
-    'producer, consumer and nobody may not execute _throughput, _waiting_claims, _worker_status');
+    'producer, consumer and nobody may not execute _throughput, _waiting_claims, _worker_status, _saga_stale_completions');
 
 SELECT set_eq(
     $$SELECT r, c.oid::regclass::text, p
@@ -135,6 +140,7 @@ SELECT set_eq(
              ('qt_monitor', 'queue.workers', 'SELECT'),
              ('qt_monitor', 'queue.topic_stats', 'SELECT'),
              ('qt_monitor', 'queue.blocked_groups', 'SELECT'),
+             ('qt_monitor', 'queue.saga_stats', 'SELECT'),
              ('qt_admin', 'queue.queue', 'SELECT'),
              ('qt_admin', 'queue.queue_stats', 'SELECT'),
              ('qt_admin', 'queue.workers', 'SELECT'),
@@ -147,8 +153,13 @@ SELECT set_eq(
              ('qt_admin', 'queue.subscription', 'SELECT'),
              ('qt_admin', 'queue.event', 'SELECT'),
              ('qt_admin', 'queue.event_archive', 'SELECT'),
-             ('qt_admin', 'queue.events', 'SELECT')$$,
-    'table privileges: monitor reads queue.queue and the monitoring views (queue_stats, workers, topic_stats, blocked_groups), admin reads all, nobody writes');
+             ('qt_admin', 'queue.events', 'SELECT'),
+             ('qt_admin', 'queue.saga_stats', 'SELECT'),
+             ('qt_admin', 'queue.sagas', 'SELECT'),
+             ('qt_admin', 'queue.saga', 'SELECT'),
+             ('qt_admin', 'queue.saga_definition', 'SELECT'),
+             ('qt_admin', 'queue.saga_event', 'SELECT')$$,
+    'table privileges: monitor reads queue.queue and the monitoring views (queue_stats, workers, topic_stats, blocked_groups, saga_stats), admin reads all, nobody writes');
 SELECT is_empty(
     $$SELECT r, c.oid::regclass
         FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin']) r, pg_class c
@@ -178,6 +189,11 @@ SELECT queue.subscribe('qt_topic', queue => 'qt_t') AS qt_sub_id \gset
 SELECT queue.create_queue('qt_o', ordered => true) AS qt_o_id \gset
 SELECT count(*) AS o_jobs FROM queue.enqueue_many('qt_o', '[{"payload": {"o": 1}, "group_key": "g"},
                                                         {"payload": {"o": 2}, "group_key": "g"}]') \gset
+-- a saga type of two steps in queue qt_s (the first compensated in qt_su)
+SELECT queue.create_queue('qt_s') AS qt_s_id \gset
+SELECT queue.create_queue('qt_su') AS qt_su_id \gset
+SELECT queue.define_saga('qt_saga', '[{"name": "one", "queue": "qt_s", "compensation_queue": "qt_su"},
+                                      {"name": "two", "queue": "qt_s"}]') AS v_saga \gset
 
 -- ======================================================================
 -- qt_nobody: granted nothing, can do nothing
@@ -217,6 +233,12 @@ SELECT throws_ok($$SELECT * FROM queue.blocked_groups$$, '42501', NULL,
                  'nobody cannot read queue.blocked_groups');
 SELECT throws_ok($$SELECT payload FROM queue.events$$, '42501', NULL,
                  'nobody cannot read payloads from queue.events');
+SELECT throws_ok($$SELECT queue.start_saga('qt_saga', '{}')$$, '42501', NULL,
+                 'nobody cannot start_saga');
+SELECT throws_ok($$SELECT input FROM queue.sagas$$, '42501', NULL,
+                 'nobody cannot read queue.sagas');
+SELECT throws_ok($$SELECT * FROM queue.saga_stats$$, '42501', NULL,
+                 'nobody cannot read queue.saga_stats');
 RESET ROLE;
 
 -- ======================================================================
@@ -288,7 +310,28 @@ SELECT throws_ok($$SELECT nextval('queue.event_id_seq')$$, '42501', NULL,
                  'producer cannot use queue.event_id_seq');
 SELECT throws_ok($$SELECT queue._topic_id('qt_topic')$$, '42501', NULL,
                  'producer cannot call queue._topic_id');
+\set psaga NULL
+SELECT queue.start_saga('qt_saga', '{"who": "producer"}', idempotency_key => 'qt-p') AS psaga \gset
+SELECT ok(:psaga > 0, 'producer can start_saga');
+SELECT is(queue.start_saga('qt_saga', '{}', idempotency_key => 'qt-p'), :psaga::bigint,
+          'producer can start_saga again with the same key (the same saga)');
+SELECT throws_ok($$SELECT queue.define_saga('qt_p_saga', '[{"name": "a", "queue": "qt_s"}]')$$,
+                 '42501', NULL, 'producer cannot define_saga');
+SELECT throws_ok(format('SELECT queue.cancel_saga(%s)', :psaga), '42501', NULL,
+                 'producer cannot cancel_saga');
+SELECT throws_ok(format('SELECT * FROM queue.saga_timeline(%s)', :psaga), '42501', NULL,
+                 'producer cannot read saga_timeline');
+SELECT throws_ok($$SELECT input FROM queue.sagas$$, '42501', NULL,
+                 'producer cannot read queue.sagas');
+SELECT throws_ok($$SELECT input FROM queue.saga$$, '42501', NULL,
+                 'producer cannot read queue.saga');
+SELECT throws_ok($$SELECT * FROM queue.saga_stats$$, '42501', NULL,
+                 'producer cannot read queue.saga_stats');
+SELECT throws_ok(format('UPDATE queue.saga SET status = %L', 'completed'), '42501', NULL,
+                 'producer cannot update queue.saga directly');
 RESET ROLE;
+SELECT is((SELECT row(status, current_step, input)::text FROM queue.sagas WHERE id = :psaga),
+          '(running,one,"{""who"": ""producer""}")', 'the producer''s saga runs its first step');
 SELECT is((SELECT count(*)::int FROM queue.event WHERE topic_id = :qt_topic_id AND key = 'prod'),
           2, 'the producer''s two events are in the outbox');
 SELECT is((SELECT count(*)::int FROM queue.job
@@ -328,6 +371,14 @@ SELECT lives_ok($$SELECT queue.backoff_delay('{}', 1)$$, 'consumer can call back
 SELECT is((SELECT count(*)::int FROM queue.claim('qt_w', 'qt-worker', 1, wait => '20 milliseconds')),
           0, 'consumer can claim with a wait (nothing due: the wait ends empty)');
 SELECT is((SELECT payload FROM queue.get_job(:c1)), '{"c": 1}'::jsonb, 'consumer can get_job');
+\set sjob NULL
+SELECT job_id AS sjob, lease_token AS stok FROM queue.claim('qt_s', 'qt-worker') \gset
+SELECT lives_ok(format('SELECT queue.complete(%s, %L, %L)', :sjob, :'stok', '{"one": 1}'),
+                'consumer can complete a saga step''s job (the saga moves on as the owner)');
+SELECT throws_ok($$SELECT queue.start_saga('qt_saga', '{}')$$, '42501', NULL,
+                 'consumer cannot start_saga');
+SELECT throws_ok($$SELECT queue._saga_job_settled(1, 0, false, 1, 1, 'completed', NULL, NULL)$$,
+                 '42501', NULL, 'consumer cannot call queue._saga_job_settled');
 SELECT ok(EXISTS (SELECT 1 FROM queue.list_queues() WHERE name = 'qt_c'),
           'consumer can list_queues');
 SELECT throws_ok($$SELECT queue.enqueue('qt_c', '{}')$$, '42501', NULL,
@@ -362,6 +413,9 @@ SELECT set_eq(format($$SELECT id, state FROM queue.jobs WHERE queue = 'qt_c'$$),
               format($$VALUES (%s::bigint, 'completed'), (%s, 'retrying'), (%s, 'completed'),
                               (%s, 'retrying')$$, :c1, :c2, :c3, :c4),
               'the consumer''s work shows in queue.jobs');
+SELECT is((SELECT row(status, current_step, context)::text FROM queue.sagas WHERE id = :psaga),
+          '(running,two,"{""one"": {""one"": 1}}")',
+          'the consumer''s completion moved the producer''s saga to its second step');
 
 -- ======================================================================
 -- qt_monitor: list_queues and queue.queue, never payloads
@@ -429,6 +483,22 @@ SELECT throws_ok($$SELECT * FROM queue.list_subscriptions()$$, '42501', NULL,
 SELECT throws_ok($$SELECT queue.relay()$$, '42501', NULL, 'monitor cannot relay');
 SELECT throws_ok($$SELECT queue.publish('qt_topic', '{}')$$, '42501', NULL,
                  'monitor cannot publish');
+SELECT is((SELECT row(running, compensating, completed, compensated, needs_attention,
+                      stale_completions)::text
+             FROM queue.saga_stats WHERE saga_type = 'qt_saga'),
+          '(1,0,0,0,0,0)', 'monitor can SELECT queue.saga_stats');
+SELECT lives_ok($$SELECT queue._saga_stale_completions(1)$$,
+                'monitor can call queue._saga_stale_completions');
+SELECT throws_ok($$SELECT input FROM queue.sagas$$, '42501', NULL,
+                 'monitor cannot read queue.sagas (inputs are payloads)');
+SELECT throws_ok($$SELECT * FROM queue.saga_event$$, '42501', NULL,
+                 'monitor cannot read queue.saga_event');
+SELECT throws_ok(format('SELECT * FROM queue.saga_timeline(%s)', :psaga), '42501', NULL,
+                 'monitor cannot read saga_timeline');
+SELECT throws_ok($$SELECT * FROM queue.list_sagas()$$, '42501', NULL,
+                 'monitor cannot list_sagas');
+SELECT throws_ok($$SELECT queue.start_saga('qt_saga', '{}')$$, '42501', NULL,
+                 'monitor cannot start_saga');
 RESET ROLE;
 
 -- ======================================================================
@@ -519,6 +589,29 @@ SELECT throws_ok($$SELECT queue.grant_access('qt_nobody', 'producer')$$, '42501'
                  'admin cannot grant_access (that is for the extension owner)');
 SELECT throws_ok($$SELECT queue.revoke_access('qt_producer', 'producer')$$, '42501', NULL,
                  'admin cannot revoke_access');
+SELECT is(queue.define_saga('qt_saga', '[{"name": "one", "queue": "qt_s", "compensation_queue": "qt_su"},
+                                         {"name": "two", "queue": "qt_s", "timeout": 60}]'), 2,
+          'admin can define_saga (a second version)');
+SELECT is((SELECT string_agg(name || ' v' || version, ',' ORDER BY version)
+             FROM queue.list_sagas() WHERE name = 'qt_saga'),
+          'qt_saga v1,qt_saga v2', 'admin can list_sagas');
+SELECT is(queue.cancel_saga(:psaga), 'compensating', 'admin can cancel_saga');
+SELECT is((SELECT string_agg(event, ',') FROM queue.saga_timeline(:psaga)),
+          'started,enqueued,completed,enqueued,cancelled,cancelled,enqueued',
+          'admin can read saga_timeline');
+SELECT is((SELECT count(*)::int FROM queue.stuck_sagas('1 hour')), 0, 'admin can call stuck_sagas');
+SELECT throws_ok(format('SELECT queue.retry_saga_compensation(%s)', :psaga), '55000', NULL,
+                 'admin can call retry_saga_compensation (55000: the saga needs no attention)');
+SELECT is(queue.expire_saga_deadlines(), 0::bigint, 'admin can expire_saga_deadlines');
+SELECT is((SELECT row(status, compensating_step)::text FROM queue.sagas WHERE id = :psaga),
+          '(compensating,one)', 'admin can SELECT queue.sagas');
+SELECT lives_ok($$SELECT count(*) FROM queue.saga, queue.saga_definition, queue.saga_event$$,
+                'admin can SELECT queue.saga, queue.saga_definition and queue.saga_event');
+SELECT lives_ok($$SELECT * FROM queue.saga_stats$$, 'admin can SELECT queue.saga_stats');
+SELECT throws_ok($$DELETE FROM queue.saga_definition$$, '42501', NULL,
+                 'admin cannot delete from queue.saga_definition directly');
+SELECT throws_ok(format('SELECT queue._saga_abort(%s, %L)', :psaga, 'x'), '42501', NULL,
+                 'admin cannot call queue._saga_abort');
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM queue.queue WHERE name = 'qt_admin_q'), 0,
           'the admin''s queue is gone');
@@ -580,6 +673,8 @@ SELECT count(*) AS elq FROM queue.list_queues() \gset
 \set epubm NULL
 SELECT queue.publish('qt_topic', '{"e": 1}', key => 'evil', headers => '{"h": 1}') AS epub \gset
 SELECT count(*) AS epubm FROM queue.publish_many('qt_topic', '[{"payload": {"e": 2}, "key": "evil"}]') \gset
+\set esaga NULL
+SELECT queue.start_saga('qt_saga', '{"e": 1}', idempotency_key => 'evil') AS esaga \gset
 RESET search_path;
 RESET ROLE;
 
@@ -598,6 +693,9 @@ SELECT job_id AS ecj2, lease_token AS ect2 FROM queue.claim('qt_e', 'evil-worker
 SELECT 'done' AS ecomp FROM queue.complete(:ecj2, :'ect2') \gset
 \set ewait NULL
 SELECT count(*) AS ewait FROM queue.claim('qt_w', 'evil-worker', 1, wait => '20 milliseconds') \gset
+\set escomp NULL
+SELECT job_id AS esj, lease_token AS est FROM queue.claim('qt_s', 'evil-worker') \gset
+SELECT 'done' AS escomp FROM queue.complete(:esj, :'est', '{"e": true}') \gset
 RESET search_path;
 RESET ROLE;
 
@@ -610,6 +708,9 @@ SET search_path = evil, pg_catalog, public;
 SELECT row(ready OPERATOR(pg_catalog.+) retrying, running, completed)::text AS emstats
   FROM queue.queue_stats WHERE queue OPERATOR(pg_catalog.=) 'qt_e' \gset
 SELECT count(*) AS emworkers FROM queue.workers \gset
+\set emsagas NULL
+SELECT row(running, stale_completions)::text AS emsagas
+  FROM queue.saga_stats WHERE saga_type OPERATOR(pg_catalog.=) 'qt_saga' \gset
 RESET search_path;
 RESET ROLE;
 
@@ -658,6 +759,14 @@ SELECT queue.retry_dead_events('qt_topic') AS v_retry \gset
 SELECT queue.prune_events() AS v_prune_events \gset
 SELECT queue.unsubscribe('qt_evil_t', channel => 'qt_evil_ch') AS v_unsub \gset
 SELECT 'done' AS eatdrop FROM queue.drop_topic('qt_evil_t') \gset
+\set eadef NULL
+\set eacancel NULL
+\set eatl NULL
+SELECT queue.define_saga('qt_evil_saga', '[{"name": "a", "queue": "qt_s", "timeout": 10, "deadline": 60}]') AS eadef \gset
+SELECT queue.cancel_saga(:esaga) AS eacancel \gset
+SELECT count(*) AS eatl FROM queue.saga_timeline(:esaga) \gset
+SELECT count(*) AS v_stuck FROM queue.stuck_sagas() \gset
+SELECT queue.expire_saga_deadlines() AS v_sagadl \gset
 RESET search_path;
 RESET ROLE;
 
@@ -685,6 +794,12 @@ SELECT is(:'eatopic'::text, 't', 'hostile search_path: admin create_topic still 
 SELECT is(:earelay::int, 2, 'hostile search_path: admin relay still works (the producer''s two events)');
 SELECT is(:eaevents::int, 1, 'hostile search_path: admin get_event still works');
 SELECT is(:'eatdrop'::text, 'done', 'hostile search_path: admin drop_topic still works');
+SELECT ok(:esaga > 0, 'hostile search_path: producer start_saga still works');
+SELECT is(:'escomp'::text, 'done', 'hostile search_path: consumer completes a saga step');
+SELECT is(:'emsagas'::text, '(1,0)', 'hostile search_path: monitor reads queue.saga_stats');
+SELECT is(:eadef::int, 1, 'hostile search_path: admin define_saga still works');
+SELECT is(:'eacancel'::text, 'compensating', 'hostile search_path: admin cancel_saga still works');
+SELECT is(:eatl::int, 7, 'hostile search_path: admin saga_timeline still works (and the saga moved)');
 SELECT is_empty($$SELECT fn, called_by FROM evil.calls$$,
                 'no look-alike function or operator in schema evil was called');
 -- The trap is armed: with that path, unqualified calls do reach schema evil.
@@ -788,7 +903,9 @@ SELECT ok(NOT has_table_privilege('qt_monitor', 'queue.queue_stats', 'SELECT')
           AND NOT has_table_privilege('qt_monitor', 'queue.workers', 'SELECT')
           AND NOT has_function_privilege('qt_monitor', 'queue._throughput()', 'EXECUTE')
           AND NOT has_function_privilege('qt_monitor', 'queue._waiting_claims(integer)', 'EXECUTE')
-          AND NOT has_function_privilege('qt_monitor', 'queue._worker_status()', 'EXECUTE'),
+          AND NOT has_function_privilege('qt_monitor', 'queue._worker_status()', 'EXECUTE')
+          AND NOT has_table_privilege('qt_monitor', 'queue.saga_stats', 'SELECT')
+          AND NOT has_function_privilege('qt_monitor', 'queue._saga_stale_completions(integer)', 'EXECUTE'),
           'the former monitor may no longer read the monitoring views nor call their internals');
 SELECT ok(NOT has_schema_privilege('qt_monitor', 'queue', 'USAGE'),
           'the former monitor lost USAGE on schema queue');
@@ -830,6 +947,7 @@ SELECT set_eq(
           'queue.enqueue_many(text,jsonb)',
           'queue.publish(text,jsonb,text,jsonb)',
           'queue.publish_many(text,jsonb)',
+          'queue.start_saga(text,jsonb,text)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
     'revoking consumer leaves the producer level whole (get_job and list_queues are shared)');
@@ -855,10 +973,14 @@ SELECT ok(has_table_privilege('qt_multi2', 'queue.queue_stats', 'SELECT')
           AND has_table_privilege('qt_multi2', 'queue.workers', 'SELECT')
           AND has_function_privilege('qt_multi2', 'queue._throughput()', 'EXECUTE')
           AND has_function_privilege('qt_multi2', 'queue._waiting_claims(integer)', 'EXECUTE')
-          AND has_function_privilege('qt_multi2', 'queue._worker_status()', 'EXECUTE'),
+          AND has_function_privilege('qt_multi2', 'queue._worker_status()', 'EXECUTE')
+          AND has_table_privilege('qt_multi2', 'queue.saga_stats', 'SELECT')
+          AND has_function_privilege('qt_multi2', 'queue._saga_stale_completions(integer)', 'EXECUTE'),
           'revoking admin leaves the monitoring views and their internals (shared with monitor)');
 SELECT ok(NOT has_function_privilege('qt_multi2', 'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean,boolean)', 'EXECUTE')
-          AND NOT has_table_privilege('qt_multi2', 'queue.job', 'SELECT'),
+          AND NOT has_table_privilege('qt_multi2', 'queue.job', 'SELECT')
+          AND NOT has_table_privilege('qt_multi2', 'queue.sagas', 'SELECT')
+          AND NOT has_function_privilege('qt_multi2', 'queue.define_saga(text,jsonb,interval)', 'EXECUTE'),
           'revoking admin takes the admin part away');
 
 CREATE ROLE qt_multi3;
@@ -874,6 +996,7 @@ SELECT set_eq(
           'queue.enqueue_many(text,jsonb)',
           'queue.publish(text,jsonb,text,jsonb)',
           'queue.publish_many(text,jsonb)',
+          'queue.start_saga(text,jsonb,text)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
     'revoking admin from an admin and producer leaves exactly the producer functions');
