@@ -275,10 +275,12 @@ DECLARE
 	qid integer := queue._queue_id(queue);
 	ids bigint[];
 BEGIN
+	-- all of the queue's dead letters leaves out saga steps (see _redrive)
 	SELECT coalesce(array_agg(a.id ORDER BY a.id), '{}') INTO ids
 	  FROM queue.job_archive a
 	 WHERE a.queue_id = qid AND a.state = 'dead'
-	   AND (job_ids IS NULL OR a.id = ANY (job_ids));
+	   AND (job_ids IS NULL OR a.id = ANY (job_ids))
+	   AND (job_ids IS NOT NULL OR a.saga_id IS NULL);
 	RETURN queue._redrive(ids);
 END;
 $$;

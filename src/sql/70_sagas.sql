@@ -195,8 +195,9 @@ BEGIN
 		IF step ? 'max_attempts' AND jsonb_typeof(step->'max_attempts') <> 'null' THEN
 			IF jsonb_typeof(step->'max_attempts') <> 'number'
 			   OR (step->>'max_attempts')::numeric < 1
+			   OR (step->>'max_attempts')::numeric > 1000000
 			   OR (step->>'max_attempts')::numeric <> trunc((step->>'max_attempts')::numeric) THEN
-				RAISE EXCEPTION 'step "%": max_attempts must be a whole number of at least 1', name
+				RAISE EXCEPTION 'step "%": max_attempts must be a whole number from 1 to 1000000', name
 					USING ERRCODE = '22023';
 			END IF;
 		END IF;
@@ -210,8 +211,8 @@ BEGIN
 						USING ERRCODE = '22023';
 				END IF;
 				seconds := (step->>k)::numeric;
-				IF seconds <= 0 THEN
-					RAISE EXCEPTION 'step "%": % must be positive', name, k
+				IF seconds <= 0 OR seconds > 1e9 THEN
+					RAISE EXCEPTION 'step "%": % must be more than 0 and at most 1e9 seconds', name, k
 						USING ERRCODE = '22023';
 				END IF;
 			END IF;
@@ -243,8 +244,9 @@ DECLARE
 	normalized jsonb;
 BEGIN
 	PERFORM queue._check_name(name, 'saga');
-	IF deadline IS NOT NULL AND deadline <= interval '0' THEN
-		RAISE EXCEPTION 'deadline must be positive, not %', deadline USING ERRCODE = '22023';
+	IF deadline IS NOT NULL AND (deadline <= interval '0' OR deadline > interval '100 years') THEN
+		RAISE EXCEPTION 'deadline must be positive and at most 100 years, not %', deadline
+			USING ERRCODE = '22023';
 	END IF;
 	normalized := queue._check_saga_steps(steps);
 	-- one definer at a time per name, so versions never collide
@@ -288,6 +290,7 @@ END;
 /*
  * Enqueues the job of a step (compensation false) or of its compensation,
  * with what its worker needs in the payload; records it on the saga.
+ * Returns the job's id, or NULL when the step's queue no longer exists.
  */
 CREATE FUNCTION queue._saga_enqueue(s queue.saga, step integer, compensation boolean)
 RETURNS bigint
@@ -304,9 +307,7 @@ DECLARE
 BEGIN
 	SELECT * INTO q FROM queue.queue WHERE name = qname;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'saga % step "%": queue "%" does not exist', s.id, def->>'name', qname
-			USING ERRCODE = '42704',
-				  HINT = 'Create the queue again, then retry the saga''s compensation or cancel it.';
+		RETURN NULL;	-- the queue was dropped: the caller decides
 	END IF;
 	payload := jsonb_build_object('saga_id', s.id, 'saga', s.saga_type, 'step', def->>'name',
 								  'input', s.input, 'context', s.context);
@@ -336,6 +337,30 @@ END;
 $$;
 
 /*
+ * Stops a saga whose compensation of step k failed for good (or cannot be
+ * enqueued): an operator looks, then calls retry_saga_compensation.
+ */
+CREATE FUNCTION queue._saga_needs_attention(s queue.saga, k integer, error text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	name text := (SELECT d.steps -> k ->> 'name' FROM queue.saga_definition d
+				   WHERE d.id = s.definition_id);
+BEGIN
+	UPDATE queue.saga
+	   SET status = 'needs_attention', job_id = NULL, compensating_step = k,
+		   updated_at = clock_timestamp(),
+		   failure = coalesce(failure, '{}') || jsonb_build_object(
+			   'compensation_step', name, 'compensation_error', error)
+	 WHERE id = s.id;
+	PERFORM queue._saga_log(s.id, k, name, 'saga', 'needs_attention',
+							detail => jsonb_build_object('error', error));
+END;
+$$;
+
+/*
  * Unwinds from step "upto" down: enqueues the compensation of the highest
  * completed step at or below it that has one, or, when none is left, ends
  * the saga compensated.
@@ -360,7 +385,10 @@ BEGIN
 				UPDATE queue.saga SET status = 'compensating', compensating_step = k,
 									  updated_at = clock_timestamp()
 				 WHERE id = saga_id RETURNING * INTO s;
-				PERFORM queue._saga_enqueue(s, k, true);
+				IF queue._saga_enqueue(s, k, true) IS NULL THEN
+					PERFORM queue._saga_needs_attention(s, k,
+						format('queue "%s" does not exist', steps -> k ->> 'compensation_queue'));
+				END IF;
 				RETURN;
 			END IF;
 			PERFORM queue._saga_log(saga_id, k, steps -> k ->> 'name', 'compensation', 'skipped',
@@ -410,13 +438,7 @@ BEGIN
 		IF outcome = 'completed' THEN
 			PERFORM queue._saga_compensate_from(saga_id, step - 1);
 		ELSE
-			UPDATE queue.saga
-			   SET status = 'needs_attention', job_id = NULL, updated_at = now_ts,
-				   failure = coalesce(failure, '{}') || jsonb_build_object(
-					   'compensation_step', name, 'compensation_error', error)
-			 WHERE id = saga_id;
-			PERFORM queue._saga_log(saga_id, step, name, 'saga', 'needs_attention',
-									detail => jsonb_build_object('error', error));
+			PERFORM queue._saga_needs_attention(s, step, error);
 		END IF;
 		RETURN;
 	END IF;
@@ -433,7 +455,17 @@ BEGIN
 				PERFORM queue._saga_log(saga_id, NULL, NULL, 'saga', 'completed');
 			ELSE
 				UPDATE queue.saga SET step = step + 1 WHERE id = saga_id RETURNING * INTO s;
-				PERFORM queue._saga_enqueue(s, step + 1, false);
+				IF queue._saga_enqueue(s, step + 1, false) IS NULL THEN
+					-- the next step cannot run: it fails, and this one is undone
+					UPDATE queue.saga
+					   SET status = 'compensating', updated_at = now_ts,
+						   failure = jsonb_build_object('reason', 'step failed',
+								'step', steps -> (step + 1) ->> 'name',
+								'error', format('queue "%s" does not exist',
+												steps -> (step + 1) ->> 'queue'))
+					 WHERE id = saga_id;
+					PERFORM queue._saga_compensate_from(saga_id, step);
+				END IF;
 			END IF;
 		ELSE
 			-- cancelled (or past its deadline) while this step ran: it
@@ -559,6 +591,10 @@ BEGIN
 	IF FOUND AND j.state <> 'running' THEN
 		PERFORM queue._saga_cancel_job(j);
 		PERFORM queue._saga_compensate_from(saga_id, s.step - 1);
+	ELSIF FOUND THEN
+		-- running: let this attempt settle, but start no other one (a
+		-- failure or an expired lease now makes the step dead)
+		UPDATE queue.job x SET max_attempts = x.attempts WHERE x.id = j.id;
 	END IF;
 	RETURN (SELECT x.status FROM queue.saga x WHERE x.id = saga_id);
 END;
@@ -617,7 +653,11 @@ BEGIN
 	END IF;
 	PERFORM queue._saga_log(s.id, NULL, NULL, 'saga', 'started',
 							detail => jsonb_build_object('version', d.version));
-	PERFORM queue._saga_enqueue(s, 0, false);
+	IF queue._saga_enqueue(s, 0, false) IS NULL THEN
+		RAISE EXCEPTION 'queue "%" of the first step of saga type "%" does not exist',
+						d.steps -> 0 ->> 'queue', saga_type
+			USING ERRCODE = '42704';
+	END IF;
 	RETURN s.id;
 END;
 $$;
@@ -652,6 +692,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	s queue.saga;
+	jid bigint;
 BEGIN
 	IF saga_id IS NULL THEN
 		RAISE EXCEPTION 'saga_id must not be null' USING ERRCODE = '22004';
@@ -667,7 +708,13 @@ BEGIN
 	UPDATE queue.saga SET status = 'compensating', updated_at = clock_timestamp()
 	 WHERE id = saga_id RETURNING * INTO s;
 	PERFORM queue._saga_log(saga_id, s.compensating_step, NULL, 'saga', 'compensation retried');
-	RETURN queue._saga_enqueue(s, s.compensating_step, true);
+	jid := queue._saga_enqueue(s, s.compensating_step, true);
+	IF jid IS NULL THEN
+		RAISE EXCEPTION 'the compensation queue of saga % does not exist', saga_id
+			USING ERRCODE = '42704',
+				  HINT = 'Create the queue again first.';
+	END IF;
+	RETURN jid;
 END;
 $$;
 

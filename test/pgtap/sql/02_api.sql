@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(278);
+SELECT plan(281);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -44,6 +44,7 @@ SELECT functions_are('queue', ARRAY[
     '_saga_job_gone',
     '_saga_job_settled',
     '_saga_log',
+    '_saga_needs_attention',
     '_saga_stale_completions',
     '_saga_step_retrying',
     '_throughput',
@@ -100,7 +101,7 @@ SELECT functions_are('queue', ARRAY[
     'subscribe',
     'unsubscribe']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          79, 'schema queue has 79 functions (redrive is overloaded)');
+          80, 'schema queue has 80 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -250,6 +251,7 @@ INSERT INTO saga_fn VALUES
                ('_saga_job_gone', ARRAY['queue.job', 'text']::name[], 'void'),
                ('_saga_job_settled', ARRAY['bigint', 'integer', 'boolean', 'bigint', 'integer', 'text', 'jsonb', 'text']::name[], 'void'),
                ('_saga_log', ARRAY['bigint', 'integer', 'text', 'text', 'text', 'bigint', 'integer', 'jsonb']::name[], 'void'),
+               ('_saga_needs_attention', ARRAY['queue.saga', 'integer', 'text']::name[], 'void'),
                ('_saga_stale_completions', ARRAY['integer']::name[], 'bigint'),
                ('_saga_step_retrying', ARRAY['bigint']::name[], 'void');
 SELECT has_function('queue', f, a, format('function queue.%s(%s) exists', f, array_to_string(a, ', ')))
@@ -494,6 +496,9 @@ SELECT set_eq(
         ('_saga_log',
          'saga_id bigint, step integer, step_name text, kind text, event text, job_id bigint DEFAULT NULL::bigint, attempts integer DEFAULT NULL::integer, detail jsonb DEFAULT NULL::jsonb',
          'void'),
+        ('_saga_needs_attention',
+         's queue.saga, k integer, error text',
+         'void'),
         ('_saga_stale_completions',
          'definition_id integer',
          'bigint'),
@@ -588,6 +593,7 @@ SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER'
        ('_saga_job_gone', ARRAY['queue.job', 'text']::name[]),
        ('_saga_job_settled', ARRAY['bigint', 'integer', 'boolean', 'bigint', 'integer', 'text', 'jsonb', 'text']::name[]),
        ('_saga_log', ARRAY['bigint', 'integer', 'text', 'text', 'text', 'bigint', 'integer', 'jsonb']::name[]),
+       ('_saga_needs_attention', ARRAY['queue.saga', 'integer', 'text']::name[]),
        ('_saga_stale_completions', ARRAY['integer']::name[]),
        ('_saga_step_retrying', ARRAY['bigint']::name[])) v(f, a);
 SELECT set_eq(
@@ -717,6 +723,7 @@ SELECT set_eq(
              ('_saga_job_gone', 'plpgsql', 'v', false, false),
              ('_saga_job_settled', 'plpgsql', 'v', false, false),
              ('_saga_log', 'sql', 'v', false, false),
+             ('_saga_needs_attention', 'plpgsql', 'v', false, false),
              ('_saga_step_retrying', 'plpgsql', 'v', false, false),
              ('define_saga', 'plpgsql', 'v', false, false),
              ('list_sagas', 'sql', 's', false, true),
