@@ -402,6 +402,34 @@ mark_blocked(const QueueInfo *queue, JobSpec *specs, int n)
 }
 
 /*
+ * note_claim_keys
+ *		Tells the claim hint (wake.c) the earliest claim-order key these
+ *		jobs take: the highest priority, and the earliest run_at at it.
+ */
+static void
+note_claim_keys(int32 queue_id, const JobSpec *specs, int n)
+{
+	bool		any = false;
+	int32		priority = 0;
+	TimestampTz run_at = 0;
+
+	for (int k = 0; k < n; k++)
+	{
+		if (specs[k].blocked)
+			continue;
+		if (!any || specs[k].priority > priority ||
+			(specs[k].priority == priority && specs[k].run_at < run_at))
+		{
+			priority = specs[k].priority;
+			run_at = specs[k].run_at;
+			any = true;
+		}
+	}
+	if (any)
+		queue_hint_note(queue_id, priority, run_at);
+}
+
+/*
  * queue_enqueue_specs
  *		Enqueues n validated specs into a queue; on return each spec's id is
  *		the job that stands for it (new, or the live job holding its
@@ -432,6 +460,7 @@ queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz n
 		specs[k].id = nextval_internal(seq, false);
 
 	queue_note_wake(queue->id);
+	note_claim_keys(queue->id, specs, n);
 	for (round = 0;; round++)
 	{
 		bool		has_keys = false;

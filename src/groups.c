@@ -80,7 +80,11 @@ queue_promote_groups(int32 queue_id, char **keys, int n)
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "group promotion failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
+	{
+		/* a promoted job keeps its place in the order: anywhere */
 		queue_note_wake(queue_id);
+		queue_hint_note(queue_id, PG_INT32_MAX, DT_NOBEGIN);
+	}
 	return (int) SPI_processed;
 }
 

@@ -35,6 +35,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -333,21 +334,100 @@ check_all_matched(const LeaseBatch *b)
 }
 
 /*
+ * The claim statement, twice: scanning the whole queue, or only past the
+ * claim hint within its priority (wake.c, "claim hints").  It locks up to
+ * $3 claimable jobs (FOR UPDATE SKIP LOCKED, in a MATERIALIZED CTE, so
+ * never more), leases them, and returns them in claim order with, last,
+ * each job's run_at before the claim (its place in the order).
+ */
+#define CLAIM_SQL(hint_condition, order) \
+	"WITH candidate AS MATERIALIZED (" \
+	"  SELECT id, priority, run_at FROM queue.job" \
+	"   WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'" \
+	hint_condition \
+	"     AND (state = 'pending' OR attempts < max_attempts)" \
+	"     AND (deadline_at IS NULL OR deadline_at > $2)" \
+	"   ORDER BY " order \
+	"   LIMIT $3" \
+	"   FOR UPDATE SKIP LOCKED" \
+	"), claimed AS (" \
+	"  UPDATE queue.job j" \
+	"     SET state = 'running', attempts = j.attempts + 1," \
+	"         lease_token = gen_random_uuid(), worker = $4," \
+	"         claimed_at = $2," \
+	"         run_at = $2 + coalesce($5, j.lease_timeout, $6)," \
+	"         errors = CASE WHEN j.state = 'running'" \
+	"           THEN j.errors || jsonb_build_array(jsonb_build_object(" \
+	"             'attempt', j.attempts, 'at', j.run_at," \
+	"             'worker', j.worker, 'error', 'lease expired'))" \
+	"           ELSE j.errors END" \
+	"   WHERE j.id = ANY (ARRAY(SELECT id FROM candidate))" \
+	"  RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts," \
+	"            j.max_attempts, j.priority, j.dedup_key, j.created_at," \
+	"            j.run_at" \
+	")" \
+	" SELECT cl.*, c.run_at FROM claimed cl JOIN candidate c ON c.id = cl.id" \
+	"  ORDER BY c.priority DESC, c.run_at, c.id"
+
+/* Columns of a claimed row that claim() returns; the next one is run_at. */
+#define CLAIM_RESULT_COLUMNS	10
+
+/*
+ * claim_run
+ *		Runs one form of the claim statement, adds the claimed jobs to the
+ *		result, and sets *last to the claim-order key of the last one.
+ *		Returns how many it claimed.
+ */
+static uint64
+claim_run(SPIPlanPtr plan, Datum *values, char *nulls, ReturnSetInfo *rsinfo,
+		  QueueClaimHint *last)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	uint64		n = SPI_processed;
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		row[CLAIM_RESULT_COLUMNS + 1];
+		bool		isnull[CLAIM_RESULT_COLUMNS + 1];
+
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, row, isnull);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, isnull);
+		if (i == n - 1)
+		{
+			last->id = DatumGetInt64(row[0]);
+			last->priority = DatumGetInt32(row[6]);
+			last->run_at = DatumGetTimestampTz(row[CLAIM_RESULT_COLUMNS]);
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+/*
  * claim_once
- *		Runs the claim statement once; the claimed rows are left in
- *		SPI_tuptable, and their number is returned.
+ *		Claims up to batch_size jobs of the queue into the result; returns
+ *		how many.
+ *
+ * With a fresh claim hint, it first scans only past the hint; when that
+ * finds fewer jobs than asked, it scans the whole queue for the rest (the
+ * jobs it just took are running now, so it cannot take them twice).
  */
 static uint64
 claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
-		   const Interval *lease)
+		   const Interval *lease, ReturnSetInfo *rsinfo)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[6] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
-	INTERVALOID, INTERVALOID};
+	static SPIPlanPtr full_plan = NULL;
+	static SPIPlanPtr hinted_plan = NULL;
+	static const Oid argtypes[9] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
+	INTERVALOID, INTERVALOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	int			rc;
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	QueueClaimHint hint;
+	QueueClaimHint last;
+	uint64		n = 0;
 
 	values[0] = Int32GetDatum(queue->id);
 	values[1] = TimestampTzGetDatum(now);
@@ -358,38 +438,37 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 	else
 		nulls[4] = 'n';
 	values[5] = queue_interval_datum(&queue->lease_timeout);
-	rc = SPI_execute_plan(queue_plan(&plan,
-									 "WITH candidate AS MATERIALIZED ("
-									 "  SELECT id, priority, run_at FROM queue.job"
-									 "   WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'"
-									 "     AND (state = 'pending' OR attempts < max_attempts)"
-									 "     AND (deadline_at IS NULL OR deadline_at > $2)"
-									 "   ORDER BY priority DESC, run_at, id"
-									 "   LIMIT $3"
-									 "   FOR UPDATE SKIP LOCKED"
-									 "), claimed AS ("
-									 "  UPDATE queue.job j"
-									 "     SET state = 'running', attempts = j.attempts + 1,"
-									 "         lease_token = gen_random_uuid(), worker = $4,"
-									 "         claimed_at = $2,"
-									 "         run_at = $2 + coalesce($5, j.lease_timeout, $6),"
-									 "         errors = CASE WHEN j.state = 'running'"
-									 "           THEN j.errors || jsonb_build_array(jsonb_build_object("
-									 "             'attempt', j.attempts, 'at', j.run_at,"
-									 "             'worker', j.worker, 'error', 'lease expired'))"
-									 "           ELSE j.errors END"
-									 "   WHERE j.id = ANY (ARRAY(SELECT id FROM candidate))"
-									 "  RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts,"
-									 "            j.max_attempts, j.priority, j.dedup_key, j.created_at,"
-									 "            j.run_at"
-									 ")"
-									 " SELECT cl.* FROM claimed cl JOIN candidate c ON c.id = cl.id"
-									 "  ORDER BY c.priority DESC, c.run_at, c.id",
-									 6, argtypes),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+
+	if (queue_hint_get(queue->id, &hint))
+	{
+		values[6] = Int32GetDatum(hint.priority);
+		values[7] = TimestampTzGetDatum(hint.run_at);
+		values[8] = Int64GetDatum(hint.id);
+		n = claim_run(queue_plan(&hinted_plan,
+								 CLAIM_SQL("     AND priority = $7 AND (run_at, id) > ($8, $9)",
+										   "run_at, id"),
+								 9, argtypes),
+					  values, nulls, rsinfo, &last);
+		if (n > 0)
+			queue_hint_advance(queue->id, &last);
+	}
+	if (n < (uint64) batch_size)
+	{
+		QueueClaimHint full_last;
+		uint64		more;
+
+		values[2] = Int32GetDatum(batch_size - (int32) n);
+		more = claim_run(queue_plan(&full_plan,
+									CLAIM_SQL("", "priority DESC, run_at, id"),
+									6, argtypes),
+						 values, nulls, rsinfo, &full_last);
+		if (more > 0)
+			queue_hint_advance(queue->id, &full_last);
+		n += more;
+	}
+	if (n > 0)
+		queue_hint_note_claim(queue->id);
+	return n;
 }
 
 /*
@@ -514,10 +593,9 @@ queue_claim(PG_FUNCTION_ARGS)
 
 		if (!queue.paused)
 		{
-			n = claim_once(&queue, batch_size, worker, lease);
+			n = claim_once(&queue, batch_size, worker, lease, rsinfo);
 			if (n > 0)
 				break;
-			SPI_freetuptable(SPI_tuptable);
 		}
 
 		now = GetCurrentTimestamp();
@@ -536,9 +614,6 @@ queue_claim(PG_FUNCTION_ARGS)
 		queue_wait_for_wake(slot, seen, TimestampDifferenceMilliseconds(now, until) + 1);
 		CHECK_FOR_INTERRUPTS();
 	}
-
-	for (uint64 i = 0; i < n; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 
 	SPI_finish();
 	return (Datum) 0;
@@ -844,6 +919,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 		{
 			dead[i] = false;
 			queue_note_wake(queue_id);
+			queue_hint_note(queue_id, PG_INT32_MAX, DT_NOBEGIN);
 			if (is_saga_step)
 				saga_retries[nsaga_retries++] = b->ids[i];
 			retry_ids[nretry] = b->ids[i];
@@ -1081,8 +1157,11 @@ queue_release(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		queue_note_wake(DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 2, &isnull)));
+		int32		queue_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+															   SPI_tuptable->tupdesc, 2, &isnull));
+
+		queue_note_wake(queue_id);
+		queue_hint_note(queue_id, PG_INT32_MAX, DT_NOBEGIN);
 	}
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -66,11 +66,27 @@ extern void queue_define_gucs(void);
  * Shared memory (shmem.c).  See shmem.c for the layout and the locking
  * protocol.
  */
+/*
+ * A claim hint: where the claimable jobs of a queue begin in claim order,
+ * past the entries that earlier claims consumed (wake.c, "claim hints").
+ */
+typedef struct QueueClaimHint
+{
+	int32		priority;
+	TimestampTz run_at;
+	int64		id;
+} QueueClaimHint;
+
 typedef struct QueueWakeSlot
 {
 	ConditionVariable cv;		/* waiting claims sleep here */
 	pg_atomic_uint64 generation;	/* bumped by each commit that wakes */
 	pg_atomic_uint32 waiters;	/* claims sleeping on cv */
+	slock_t		hint_mutex;		/* guards the fields below */
+	Oid			hint_dboid;		/* whose hint this is (slots are shared) */
+	int32		hint_queue_id;
+	TimestampTz hint_set_at;	/* 0: no hint */
+	QueueClaimHint hint;
 } QueueWakeSlot;
 
 /* Longest state text of a worker. */
@@ -110,6 +126,10 @@ extern void queue_register_xact_callback(void);
 extern void queue_note_wake(int32 queue_id);
 extern void queue_note_relay_wake(void);
 extern void queue_wait_for_wake(QueueWakeSlot *slot, uint64 seen, long timeout_ms);
+extern bool queue_hint_get(int32 queue_id, QueueClaimHint *hint);
+extern void queue_hint_advance(int32 queue_id, const QueueClaimHint *last);
+extern void queue_hint_note(int32 queue_id, int32 priority, TimestampTz run_at);
+extern void queue_hint_note_claim(int32 queue_id);
 
 /* stats.c */
 extern Size queue_stats_shmem_size(void);

@@ -107,6 +107,10 @@ queue_shmem_startup(void)
 			ConditionVariableInit(&slot->cv);
 			pg_atomic_init_u64(&slot->generation, 0);
 			pg_atomic_init_u32(&slot->waiters, 0);
+			SpinLockInit(&slot->hint_mutex);
+			slot->hint_dboid = InvalidOid;
+			slot->hint_queue_id = 0;
+			slot->hint_set_at = 0;
 		}
 		memset(queue_workers(), 0, sizeof(QueueWorkerStatus) * queue_max_databases);
 	}

@@ -712,6 +712,8 @@ queue_worker_main(Datum main_arg)
 		}
 		else if (said_missing)
 			nap = queue_naptime_ms;
+		else if (relayed >= (int64) MAX_ROUNDS_PER_STEP * queue_relay_batch_size)
+			nap = 0;			/* the relay stopped with events left: go on */
 		else
 			nap = Min(queue_relay_idle_ms, queue_naptime_ms);
 
