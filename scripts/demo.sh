@@ -8,8 +8,11 @@
 # PostgreSQL 15 in a new temp dir (as the user postgres, unix socket only,
 # port 5477 or the next free one), creates the extension and walks through
 # queues, producers, concurrent workers, retries with backoff, dead letters
-# and their redrive, lease fencing and job inspection.  It takes about
-# twenty seconds, then stops the server and removes the dir.
+# and their redrive, lease fencing and job inspection; then a claim that
+# waits for work, the transactional outbox relayed by the background worker
+# (queue.databases = 'demo') into an ordered and a plain queue, a saga with
+# compensation, and the monitoring views.  It takes about twenty seconds,
+# then stops the server and removes the dir.
 #
 #     KEEP=1 bash scripts/demo.sh     # leave the server running to explore
 #
@@ -34,7 +37,7 @@ finish() {
     if [ "${KEEP:-0}" = 1 ] && [ -n "$CLUSTER_DIR" ]; then
         echo
         echo "KEEP=1: the server is still running.  Connect with"
-        echo "    psql -h $CLUSTER_DIR -p $CLUSTER_PORT -U postgres"
+        echo "    psql -h $CLUSTER_DIR -p $CLUSTER_PORT -U postgres -d demo"
         echo "and stop it with"
         echo "    runuser -u $PG_USER -- $PG_BIN/pg_ctl -D $CLUSTER_DIR/data stop && rm -rf $CLUSTER_DIR"
     else
@@ -73,12 +76,31 @@ wait_ready() {
 
 # --- the server -----------------------------------------------------------
 section "A private PostgreSQL server"
-cluster_start demo 5477 5479 || fail "could not start the server"
+# queue.databases: the databases whose background worker relays published
+# events, expires leases and prunes; naptime: how often it does maintenance.
+cluster_start demo 5477 5479 "queue.databases = 'demo'" "queue.naptime = '200ms'" ||
+    fail "could not start the server"
 say "PostgreSQL $(val 'SHOW server_version') running as $PG_USER in $CLUSTER_DIR (port $CLUSTER_PORT, socket only)"
-say "with shared_preload_libraries = '$(val 'SHOW shared_preload_libraries')'"
+say "with shared_preload_libraries = '$(val 'SHOW shared_preload_libraries')',"
+say "queue.databases = '$(val 'SHOW queue.databases')' and queue.naptime = '$(val 'SHOW queue.naptime')'."
+say "The database 'demo' gets its background worker once it exists (a reload tells the launcher):"
+sql <<'SQL'
+CREATE DATABASE demo;
+SELECT pg_reload_conf();
+SQL
+export PGDATABASE=demo
 sql <<'SQL'
 CREATE EXTENSION queue;
 SQL
+for _ in $(seq 100); do
+    [ "$(val "SELECT state FROM queue.workers WHERE database = 'demo'")" = idle ] && break
+    sleep 0.1
+done
+sql <<'SQL'
+SELECT database, pid IS NOT NULL AS running, state FROM queue.workers;
+SQL
+[ "$(val "SELECT state FROM queue.workers WHERE database = 'demo'")" = idle ] ||
+    fail "the background worker of database demo did not start"
 
 # --- queues ---------------------------------------------------------------
 section "Queues and their settings"
@@ -293,5 +315,221 @@ SELECT queue,
 SQL
 [ "$(val "SELECT count(*) FROM queue.jobs WHERE state NOT IN ('completed', 'scheduled')")" = 0 ] ||
     fail "every job but the scheduled one should be completed"
+
+# --- waiting for work -----------------------------------------------------
+section "Waiting for work: a claim woken by the producer's commit"
+say "An idle worker claims with wait => '10 seconds'.  It does not poll: it sleeps until a"
+say "commit gives its queue work, and the commit itself wakes it."
+sql <<'SQL'
+SELECT queue.create_queue('thumbnails');
+SQL
+waited=$(mktemp /tmp/queue-demo-wait.XXXXXX)
+val "SELECT job_id || '|' || (payload->>'image') || '|' || extract(epoch FROM statement_timestamp())
+            || '|' || extract(epoch FROM clock_timestamp())
+       FROM queue.claim('thumbnails', 'thumbnailer-1', wait => '10 seconds')" >"$waited" &
+worker_pids+=($!)
+for _ in $(seq 100); do
+    [ "$(val "SELECT waiting_claims FROM queue.queue_stats WHERE queue = 'thumbnails'")" = 1 ] && break
+    sleep 0.05
+done
+say "thumbnailer-1 is asleep in its claim (a backend waiting on the Extension wait event):"
+sql <<'SQL'
+SELECT queue, ready, waiting_claims FROM queue.queue_stats WHERE queue = 'thumbnails';
+SELECT wait_event_type, wait_event, state, left(regexp_replace(query, '\s+', ' ', 'g'), 60) AS query
+  FROM pg_stat_activity WHERE query LIKE '%thumbnailer-1%' AND pid <> pg_backend_pid();
+SQL
+sleep 1
+say "One second later a producer enqueues a job and commits:"
+produce="BEGIN;
+SELECT queue.enqueue('thumbnails', '{\"image\": \"cat.jpg\", \"sizes\": [64, 256]}');
+SELECT extract(epoch FROM clock_timestamp());   -- just before COMMIT is sent
+COMMIT;"
+printf '%s\n' "$produce" | sed 's/^/   /'
+out=$(printf '%s\n' "$produce" | psql -X -q -At -v ON_ERROR_STOP=1) || fail "the producer failed"
+thumb=$(sed -n 1p <<<"$out")
+commit_sent=$(sed -n 2p <<<"$out")
+wait "${worker_pids[-1]}" || fail "the waiting claim failed"
+unset 'worker_pids[-1]'
+IFS='|' read -r id image claim_started claim_returned <"$waited"
+rm -f "$waited"
+[ "$id" = "$thumb" ] || fail "the waiting claim should have returned job $thumb, got '$id'"
+read -r slept woke_ms < <(awk -v s="$claim_started" -v r="$claim_returned" -v c="$commit_sent" \
+    'BEGIN { printf "%.2f %.1f\n", r - s, (r - c) * 1000 }')
+say "thumbnailer-1's claim returned job $id ($image) after sleeping ${slept} s in all:"
+say "${woke_ms} ms after the producer sent COMMIT (the commit included)."
+awk -v ms="$woke_ms" 'BEGIN { exit !(ms < 1000) }' ||
+    fail "the waiting claim took ${woke_ms} ms to wake (expected well under a second)"
+token=$(val "SELECT lease_token FROM queue.job WHERE id = $id")
+val "SELECT queue.complete($id, '$token', '{\"thumbnails\": 2}')" >/dev/null
+
+# --- the transactional outbox ---------------------------------------------
+section "Transactional outbox: events commit with the business transaction"
+say "An order service announces each order on the topic 'orders'.  billing must handle a"
+say "customer's orders one at a time, in order: an ordered queue (FIFO per group key).  email"
+say "need not.  Both subscribe to the topic; each event becomes one job in each queue."
+sql <<'SQL'
+CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL);
+SELECT queue.create_queue('billing', ordered => true);
+SELECT queue.create_queue('email');
+SELECT queue.create_topic('orders');
+SELECT queue.subscribe('orders', 'billing') AS billing, queue.subscribe('orders', 'email') AS email;
+SQL
+say "The business transaction: the order row and its event (keyed by customer) commit together."
+sql <<'SQL'
+BEGIN;
+INSERT INTO orders VALUES (1001, 'cust-42', 99.50);
+SELECT queue.publish('orders', '{"order_id": 1001, "customer": "cust-42", "total": 99.50}', key => 'cust-42');
+COMMIT;
+SQL
+say "A transaction that rolls back publishes nothing: no order row, no event."
+sql <<'SQL'
+BEGIN;
+INSERT INTO orders VALUES (1002, 'cust-9', 1.00);
+SELECT queue.publish('orders', '{"order_id": 1002, "customer": "cust-9", "total": 1.00}', key => 'cust-9');
+ROLLBACK;
+SQL
+say "Two more: cust-42's second order, and one for cust-7."
+sql <<'SQL'
+BEGIN;
+INSERT INTO orders VALUES (1003, 'cust-42', 12.00);
+SELECT queue.publish('orders', '{"order_id": 1003, "customer": "cust-42", "total": 12.00}', key => 'cust-42');
+COMMIT;
+BEGIN;
+INSERT INTO orders VALUES (1004, 'cust-7', 5.00);
+SELECT queue.publish('orders', '{"order_id": 1004, "customer": "cust-7", "total": 5.00}', key => 'cust-7');
+COMMIT;
+SQL
+for _ in $(seq 100); do
+    [ "$(val "SELECT count(*) FILTER (WHERE state = 'relayed') || '/' || count(*) FROM queue.events")" = 3/3 ] && break
+    sleep 0.05
+done
+[ "$(val "SELECT count(*) FILTER (WHERE state = 'relayed') || '/' || count(*) FROM queue.events")" = 3/3 ] ||
+    fail "the background worker did not relay the three events"
+say "Nobody called queue.relay(): the background worker, woken by each publishing commit,"
+say "relayed the three committed events within milliseconds; the rolled-back one never existed."
+sql <<'SQL'
+SELECT id, topic, key, state, payload->>'order_id' AS order_id,
+       round(extract(epoch FROM finished_at - published_at) * 1000, 1) AS relayed_after_ms
+  FROM queue.events ORDER BY id;
+SELECT id, customer, total FROM orders ORDER BY id;
+SQL
+say "Each queue got one job per event; headers->'event' says which event it came from."
+say "In billing, cust-42's second order is 'blocked' behind its first (the group's head):"
+sql <<'SQL'
+SELECT id, queue, state, group_key, payload->>'order_id' AS order_id, headers->'event' AS event
+  FROM queue.jobs WHERE queue IN ('billing', 'email') ORDER BY queue, id;
+SQL
+[ "$(val "SELECT state FROM queue.jobs WHERE queue = 'billing' AND payload->>'order_id' = '1003'")" = blocked ] ||
+    fail "order 1003 should wait blocked behind order 1001 in billing"
+
+# claim_all QUEUE WORKER: claims up to 10 jobs; prints "job_id|token|order_id" lines.
+claim_all() {
+    val "SELECT job_id || '|' || lease_token || '|' || (payload->>'order_id')
+           FROM queue.claim('$1', '$2', batch_size => 10)"
+}
+# complete_all QUEUE "claimed lines": completes them, one transaction each.
+complete_all() {
+    local q=$1 id token order
+    while IFS='|' read -r id token order; do
+        [ -n "$id" ] || continue
+        val "SELECT queue.complete($id, '$token')" >/dev/null
+        printf '   %-8s job %-3s order %s completed\n' "$q" "$id" "$order"
+    done <<<"$2"
+}
+claimed=$(claim_all billing billing-1)
+say "billing-1 claims up to 10 billing jobs and gets orders $(cut -d'|' -f3 <<<"$claimed" | paste -sd' '):"
+say "cust-42's second order stays blocked while its first is running."
+[ "$(cut -d'|' -f3 <<<"$claimed" | sort | paste -sd,)" = 1001,1004 ] ||
+    fail "billing-1 should have claimed orders 1001 and 1004, got: $claimed"
+sql <<'SQL'
+SELECT queue, group_key, head_job_id, head_state, reason, blocked_jobs FROM queue.blocked_groups;
+SQL
+say "Billing invoices both orders and completes their jobs; completing 1001 makes 1003 the head:"
+complete_all billing "$claimed"
+claimed=$(claim_all billing billing-1)
+[ "$(cut -d'|' -f3 <<<"$claimed")" = 1003 ] || fail "billing-1 should now claim order 1003, got: $claimed"
+say "billing-1 claims again and now gets order 1003:"
+complete_all billing "$claimed"
+say "email is not ordered: its worker gets all three at once."
+complete_all email "$(claim_all email email-1)"
+sql <<'SQL'
+SELECT topic, subscription, pending, oldest_pending_age, relayed_last_minute, dead FROM queue.topic_stats;
+SQL
+[ "$(val "SELECT count(*) FROM queue.jobs WHERE queue IN ('billing', 'email') AND state = 'completed'")" = 6 ] ||
+    fail "the six order jobs should be completed"
+
+# --- sagas ----------------------------------------------------------------
+section "A saga with compensation: place_order = reserve -> charge -> ship"
+say "Each step runs as a job in its own queue.  reserve and charge name the queue of their"
+say "compensation (release the stock, refund); ship has none.  A step's completion moves the"
+say "saga on in the same transaction; a step that fails for good unwinds the completed steps."
+sql <<'SQL'
+SELECT count(queue.create_queue(q)) AS queues
+  FROM unnest(ARRAY['inventory', 'inventory_release', 'payments', 'payments_refund', 'shipping']) q;
+SELECT queue.define_saga('place_order', '[
+    {"name": "reserve", "queue": "inventory", "compensation_queue": "inventory_release"},
+    {"name": "charge",  "queue": "payments",  "compensation_queue": "payments_refund", "max_attempts": 3},
+    {"name": "ship",    "queue": "shipping"}]') AS version;
+SQL
+# step QUEUE complete RESULT | step QUEUE fail ERROR: a step worker claims the
+# queue's next job and completes it with RESULT, or fails it for good.
+step() {
+    local q=$1 how=$2 arg=$3 row id token saga name kind
+    row=$(val "SELECT job_id || '|' || lease_token || '|' || (payload->>'saga_id') || '|' || (payload->>'step')
+                      || '|' || (headers->'saga'->>'kind')
+                 FROM queue.claim('$q', '$q-worker', wait => '2 seconds')")
+    [ -n "$row" ] || fail "no job in queue $q"
+    IFS='|' read -r id token saga name kind <<<"$row"
+    if [ "$how" = complete ]; then
+        val "SELECT queue.complete($id, '$token', '$arg')" >/dev/null
+        printf '   %-17s saga %s  %-12s %-7s job %-3s completed  %s\n' "$q" "$saga" "$kind" "$name" "$id" "$arg"
+    else
+        val "SELECT queue.fail($id, '$token', '$arg', permanent => true)" >/dev/null
+        printf '   %-17s saga %s  %-12s %-7s job %-3s FAILED     %s (permanent)\n' "$q" "$saga" "$kind" "$name" "$id" "$arg"
+    fi
+}
+good=$(val "SELECT queue.start_saga('place_order', '{\"order_id\": 1001, \"sku\": \"book-17\", \"amount\": 99.50}')")
+say "Saga $good (order 1001) started; its first step is a job in 'inventory', whose payload"
+say "carries the saga's input and the results of the steps so far (context):"
+sql <<'SQL'
+SELECT id, queue, state, payload FROM queue.jobs WHERE queue = 'inventory' AND state = 'ready';
+SQL
+say "The step workers run it to the end:"
+step inventory complete '{"reservation": "R-1"}'
+step payments complete '{"charge_id": "ch_1"}'
+step shipping complete '{"tracking": "TRK-1"}'
+bad=$(val "SELECT queue.start_saga('place_order', '{\"order_id\": 1005, \"sku\": \"lamp-3\", \"amount\": 250}')")
+say "Saga $bad (order 1005): the stock is reserved, then the card is declined, a permanent"
+say "failure: the charge step is dead, and reserve is compensated (its stock released)."
+step inventory complete '{"reservation": "R-2"}'
+step payments fail 'card declined'
+step inventory_release complete '{"released": "R-2"}'
+sql <<SQL
+SELECT id, status, current_step, compensating_step, context, failure->>'error' AS failure
+  FROM queue.sagas ORDER BY id;
+SELECT step, kind, event, job_id, detail FROM queue.saga_timeline($good);
+SELECT step, kind, event, job_id, detail FROM queue.saga_timeline($bad);
+SQL
+[ "$(val "SELECT string_agg(status, ',' ORDER BY id) FROM queue.sagas")" = completed,compensated ] ||
+    fail "saga $good should be completed and saga $bad compensated"
+[ "$(val "SELECT count(*) FROM queue.jobs WHERE queue = 'payments_refund'")" = 0 ] ||
+    fail "nothing was charged in saga $bad, so nothing should be refunded"
+
+# --- monitoring -----------------------------------------------------------
+section "Monitoring"
+say "queue.queue_stats: jobs by state per queue, throughput in the last minute, waiting claims."
+sql <<'SQL'
+SELECT queue, ready, scheduled, running, blocked, completed, dead,
+       completed_last_minute AS done_1min, failed_last_minute AS failed_1min, waiting_claims
+  FROM queue.queue_stats ORDER BY queue;
+SQL
+say "queue.workers: the background worker of database demo and what it has done."
+sql <<'SQL'
+SELECT database, pid IS NOT NULL AS running, state, events_relayed, leases_expired,
+       jobs_pruned, events_pruned, errors
+  FROM queue.workers;
+SQL
+[ "$(val "SELECT events_relayed >= 3 AND errors = 0 FROM queue.workers WHERE database = 'demo'")" = t ] ||
+    fail "the worker should have relayed the three events without errors"
 echo
 echo "demo: done in $((SECONDS - started)) s"
