@@ -126,7 +126,8 @@ policy_number(const char *key, JsonbValue *v, double min, double max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid retry policy: %s must be a number", key)));
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+	/* no overflow error: a number beyond a double is simply out of range */
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 										   NumericGetDatum(v->val.numeric)));
 	if (isnan(d) || d < min || d > max)
 		ereport(ERROR,

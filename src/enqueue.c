@@ -579,7 +579,7 @@ json_int32(JsonbValue *v, const char *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a JSON number", key)));
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 										   NumericGetDatum(v->val.numeric)));
 	if (d != floor(d) || d < PG_INT32_MIN || d > PG_INT32_MAX)
 		ereport(ERROR,
@@ -659,7 +659,7 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 		else if (strcmp(key, "delay") == 0)
 		{
 			if (v.type == jbvNumeric)
-				delay = queue_seconds_interval(DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+				delay = queue_seconds_interval(DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 																				  NumericGetDatum(v.val.numeric))));
 			else if (v.type != jbvString)
 				ereport(ERROR,

@@ -93,6 +93,10 @@ check_interval(const Interval *iv, const char *what, bool positive)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg(positive ? "%s must be positive" : "%s must not be negative",
 						what)));
+	if (s > QUEUE_MAX_INTERVAL_SECONDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most 100 years", what)));
 }
 
 /*

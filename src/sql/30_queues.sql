@@ -75,6 +75,10 @@ BEGIN
 		RAISE EXCEPTION 'dead_retention must not be negative, not %', dead_retention
 			USING ERRCODE = '22023';
 	END IF;
+	IF greatest(lease_timeout, retention, dead_retention) > interval '100 years' THEN
+		RAISE EXCEPTION 'lease_timeout, retention and dead_retention must be at most 100 years'
+			USING ERRCODE = '22023';
+	END IF;
 END;
 $$;
 

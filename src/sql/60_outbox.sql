@@ -194,6 +194,9 @@ BEGIN
 		RAISE EXCEPTION 'retention must not be negative, not %', retention
 			USING ERRCODE = '22023';
 	END IF;
+	IF retention > interval '100 years' THEN
+		RAISE EXCEPTION 'retention must be at most 100 years' USING ERRCODE = '22023';
+	END IF;
 	INSERT INTO queue.topic AS t (name, retention)
 	VALUES (create_topic.name, create_topic.retention)
 	ON CONFLICT ON CONSTRAINT topic_name_key DO NOTHING

@@ -625,8 +625,16 @@ BEGIN
 	IF saga_type IS NULL OR input IS NULL THEN
 		RAISE EXCEPTION 'saga_type and input must not be null' USING ERRCODE = '22004';
 	END IF;
-	IF jsonb_typeof(input) <> 'object' THEN
+	IF jsonb_typeof(start_saga.input) <> 'object' THEN
 		RAISE EXCEPTION 'input must be a JSON object' USING ERRCODE = '22023';
+	END IF;
+	IF pg_column_size(start_saga.input) >
+	   (SELECT x.setting::integer FROM pg_settings x WHERE x.name = 'queue.max_payload_bytes') THEN
+		RAISE EXCEPTION 'input is too large'
+			USING ERRCODE = '54000',
+				  DETAIL = format('It takes %s bytes; queue.max_payload_bytes is %s.',
+								  pg_column_size(start_saga.input),
+								  current_setting('queue.max_payload_bytes'));
 	END IF;
 	IF idempotency_key IS NOT NULL
 	   AND (length(idempotency_key) = 0 OR octet_length(idempotency_key) > 512) THEN
