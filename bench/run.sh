@@ -4,12 +4,15 @@
 #
 #     bash bench/run.sh              # 20 s per run, 2 rounds (~20 min)
 #     bash bench/run.sh --smoke      # 3 s per run, 1 round, small backlogs (<90 s, CI)
+#     bash bench/run.sh --peers      # also pg-boss, graphile-worker, PgQ, BullMQ
 #
 # Options: --duration SECONDS, --rounds N, --backlog JOBS (smallest drain
 # backlog), --sync-pass (also run the throughput workloads with
 # synchronous_commit=on), --wake-rate JOBS/S (default 500), --relay-rate
-# EVENTS/S (default 1000), --only LIST (some of core,wake,relay,sagas,backlog;
-# default all), --out DIR (default bench/results; --smoke writes to a temp dir).
+# EVENTS/S (default 1000), --only LIST (some of core,wake,relay,sagas,backlog,
+# peers; default all but peers), --peers (add peers; installs postgresql-15-pgq3,
+# redis-server and bench/node's npm modules; never with --smoke), --out DIR
+# (default bench/results; --smoke writes to a temp dir).
 #
 # Workloads (bench/*.sql), each run for the queue and for the baseline, the
 # two systems alternating between rounds (queue first in odd rounds):
@@ -44,15 +47,21 @@
 #             1,000,000 jobs (--smoke: 10,000), each completion enqueueing a
 #             replacement so the backlog stays put (claim_complete_refill.sql)
 #
+# peers (--peers, bench/peers.sh): the core workloads and the wake-up latency
+# through pg-boss, graphile-worker and BullMQ (their own Node.js APIs,
+# bench/node/bench.js), PgQ (pgbench, pgq_*.sql) and this extension from a
+# plain Node.js loop with pg, one database each on the same server, BullMQ on
+# a private redis-server; the systems take turns within each round.
+#
 # Writes results-<date>.md and .json.  Exits non-zero if any step fails.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
 smoke=0 duration=20 rounds=2 backlog_min=100000 sync_pass=0 out_dir=
-wake_rate=500 relay_rate=1000 only=core,wake,relay,sagas,backlog
+wake_rate=500 relay_rate=1000 only=core,wake,relay,sagas,backlog peers=0
 cmdline="bash bench/run.sh${*:+ $*}"
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=1 ;;
@@ -64,18 +73,21 @@ while [ $# -gt 0 ]; do
         --wake-rate) wake_rate=$2; shift ;;
         --relay-rate) relay_rate=$2; shift ;;
         --only) only=$2; shift ;;
+        --peers) peers=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "bench: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
+[ $peers = 0 ] || only="$only,peers"
 if [ $smoke = 1 ]; then
+    if [[ ",$only," == *",peers,"* ]]; then echo "bench: --peers is not part of --smoke" >&2; exit 2; fi
     duration=3 rounds=1 backlog_min=20000
     [ -n "$out_dir" ] || out_dir=$(mktemp -d /tmp/queue-bench-results.XXXXXX)
 fi
 [ -n "$out_dir" ] || out_dir=$here/bench/results
 for w in ${only//,/ }; do
-    case "$w" in core|wake|relay|sagas|backlog) ;;
+    case "$w" in core|wake|relay|sagas|backlog|peers) ;;
         *) echo "bench: unknown workload $w in --only" >&2; exit 2 ;; esac
 done
 wanted() { [[ ",$only," == *",$1,"* ]]; }
@@ -89,11 +101,13 @@ else
     echo "bench: not root, skipping scripts/setup.sh (the extension must be installed)"
 fi
 source scripts/lib/cluster.sh
+if wanted peers; then source bench/peers.sh; fi
 
 bg_pids=()
 finish() {
     local rc=$?
     for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if wanted peers; then redis_stop; fi
     cluster_stop
     if [ $rc -ne 0 ]; then
         [ $smoke = 0 ] || rmdir "$out_dir" 2>/dev/null || true
@@ -136,6 +150,7 @@ SELECT queue.define_saga('bench3', '[{"name": "s1", "queue": "bench_step1"},
                                      {"name": "s3", "queue": "bench_step3"}]');
 CREATE TABLE bench_extra (ord int, workload text, variant text, result jsonb);
 SQL
+if wanted peers; then peers_setup; fi
 
 # --- the two systems ------------------------------------------------------
 # queue: jobs live in queue.job, finished ones in queue.job_archive.
@@ -484,6 +499,7 @@ if wanted wake; then bench_wake; fi
 if wanted relay; then bench_relay; fi
 if wanted sagas; then bench_sagas; fi
 if wanted backlog; then bench_backlog; fi
+if wanted peers; then bench_peers; fi
 
 # --- the report -----------------------------------------------------------
 stamp=$(date -u +%Y-%m-%d-%H%M%S)
@@ -665,11 +681,15 @@ if [ "$(q "SELECT count(*) FROM bench_extra WHERE workload = 'backlog'")" != 0 ]
     } >>"$md"
 fi
 
-psql -X -q -At -v ON_ERROR_STOP=1 \
+if wanted peers; then peers_report "$md"; fi
+
+peers_json="null"
+if wanted peers; then peers_json=$peers_json_sql; fi
+psql -X -q -At -v ON_ERROR_STOP=1 -v peer_versions="${peer_versions:-}" \
     -v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v cmd="$cmdline" -v commit="$commit$dirty" \
     -v settings="$setting_list" -v duration="$duration" -v rounds="$rounds" -v cpus="$cpus" \
     -v mem="$mem" -v load="$load" -v smoke="$smoke" -v wake_rate="$wake_rate" \
-    -v relay_rate="$relay_rate" >"$json" <<'SQL'
+    -v relay_rate="$relay_rate" >"$json" <<SQL
 SELECT jsonb_pretty(jsonb_build_object(
     'date', :'date', 'command', :'cmd', 'commit', :'commit',
     'postgres', current_setting('server_version'), 'cpus', :'cpus'::int, 'memory', :'mem',
@@ -702,7 +722,8 @@ SELECT jsonb_pretty(jsonb_build_object(
     'sagas', (SELECT result FROM bench_extra WHERE workload = 'sagas'),
     'backlog', (SELECT jsonb_agg(result ORDER BY (result->>'backlog')::bigint)
                   FROM bench_extra WHERE workload = 'backlog'),
-    'wake_rate', :'wake_rate'::int, 'relay_rate', :'relay_rate'::int));
+    'wake_rate', :'wake_rate'::int, 'relay_rate', :'relay_rate'::int,
+    'peers', $peers_json));
 SQL
 
 echo
