@@ -88,16 +88,13 @@ BEGIN
 END;
 $$;
 
--- Moves a job that is not running to the finished jobs as cancelled.
-CREATE FUNCTION queue.cancel_job(job_id bigint)
+-- Moves a live job to the finished jobs as cancelled (no checks).
+CREATE FUNCTION queue._archive_cancelled(job_id bigint)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	locked queue.job := queue._lock_idle_job(job_id, 'cancel');
-BEGIN
-	WITH d AS (DELETE FROM queue.job j WHERE j.id = cancel_job.job_id RETURNING j.*)
+BEGIN ATOMIC
+	WITH d AS (DELETE FROM queue.job j WHERE j.id = _archive_cancelled.job_id RETURNING j.*)
 	INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts, max_attempts,
 								   retry_policy, payload, headers, dedup_key, group_key,
 								   saga_id, saga_step, saga_compensation,
@@ -107,6 +104,18 @@ BEGIN
 		   d.saga_id, d.saga_step, d.saga_compensation,
 		   d.worker, NULL, d.errors, d.created_at, clock_timestamp()
 	  FROM d;
+END;
+
+-- Moves a job that is not running to the finished jobs as cancelled.
+CREATE FUNCTION queue.cancel_job(job_id bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	locked queue.job := queue._lock_idle_job(job_id, 'cancel');
+BEGIN
+	PERFORM queue._archive_cancelled(job_id);
 	PERFORM queue._promote_groups(locked.queue_id, ARRAY[locked.group_key]);
 	PERFORM queue._saga_job_gone(locked, 'job cancelled');
 END;

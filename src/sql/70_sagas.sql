@@ -538,16 +538,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	WITH d AS (DELETE FROM queue.job x WHERE x.id = j.id RETURNING x.*)
-	INSERT INTO queue.job_archive (id, queue_id, state, priority, attempts, max_attempts,
-								   retry_policy, payload, headers, dedup_key, group_key,
-								   saga_id, saga_step, saga_compensation, worker, result,
-								   errors, created_at, finished_at)
-	SELECT d.id, d.queue_id, 'cancelled', d.priority, d.attempts, d.max_attempts,
-		   d.retry_policy, d.payload, d.headers, d.dedup_key, d.group_key,
-		   d.saga_id, d.saga_step, d.saga_compensation, d.worker, NULL, d.errors,
-		   d.created_at, clock_timestamp()
-	  FROM d;
+	PERFORM queue._archive_cancelled(j.id);
 	PERFORM queue._saga_log(j.saga_id, j.saga_step, j.payload ->> 'step', 'action',
 							'cancelled', j.id, j.attempts);
 END;

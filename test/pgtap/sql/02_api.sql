@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(281);
+SELECT plan(282);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -44,6 +44,7 @@ SELECT functions_are('queue', ARRAY[
     '_saga_job_gone',
     '_saga_job_settled',
     '_saga_log',
+    '_archive_cancelled',
     '_saga_needs_attention',
     '_saga_stale_completions',
     '_saga_step_retrying',
@@ -101,7 +102,7 @@ SELECT functions_are('queue', ARRAY[
     'subscribe',
     'unsubscribe']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          80, 'schema queue has 80 functions (redrive is overloaded)');
+          81, 'schema queue has 81 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -499,6 +500,9 @@ SELECT set_eq(
         ('_saga_needs_attention',
          's queue.saga, k integer, error text',
          'void'),
+        ('_archive_cancelled',
+         'job_id bigint',
+         'void'),
         ('_saga_stale_completions',
          'definition_id integer',
          'bigint'),
@@ -594,6 +598,7 @@ SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER'
        ('_saga_job_settled', ARRAY['bigint', 'integer', 'boolean', 'bigint', 'integer', 'text', 'jsonb', 'text']::name[]),
        ('_saga_log', ARRAY['bigint', 'integer', 'text', 'text', 'text', 'bigint', 'integer', 'jsonb']::name[]),
        ('_saga_needs_attention', ARRAY['queue.saga', 'integer', 'text']::name[]),
+       ('_archive_cancelled', ARRAY['bigint']::name[]),
        ('_saga_stale_completions', ARRAY['integer']::name[]),
        ('_saga_step_retrying', ARRAY['bigint']::name[])) v(f, a);
 SELECT set_eq(
