@@ -664,6 +664,25 @@ tell_saga(SPITupleTable *tt, uint64 r, const char *outcome)
 }
 
 /*
+ * saga_step_retrying
+ *		A saga step's job goes back to waiting (a retry, a release): its
+ *		saga, if unwinding, cancels it instead (queue._saga_step_retrying).
+ */
+static void
+saga_step_retrying(Datum job_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {INT8OID};
+	int			rc;
+
+	rc = SPI_execute_plan(queue_plan(&plan, "SELECT queue._saga_step_retrying($1)",
+									 1, argtypes),
+						  &job_id, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "saga retry check failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * settle_finished
  *		After jobs left the live set: counts them (completed and failed
  *		each, for queue.queue_stats), tells their sagas (saga steps), and
@@ -958,18 +977,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 
 	/* a saga that is unwinding stops its steps' retries (sagas.sql) */
 	for (int k = 0; k < nsaga_retries; k++)
-	{
-		static SPIPlanPtr saga_plan = NULL;
-		static const Oid saga_types[1] = {INT8OID};
-
-		values[0] = saga_retries[k];
-		rc = SPI_execute_plan(queue_plan(&saga_plan,
-										 "SELECT queue._saga_step_retrying($1)",
-										 1, saga_types),
-							  values, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "saga retry check failed: %s", SPI_result_code_string(rc));
-	}
+		saga_step_retrying(saga_retries[k]);
 
 	if (ndead > 0)
 	{
@@ -1152,7 +1160,7 @@ queue_release(PG_FUNCTION_ARGS)
 									 "UPDATE queue.job SET state = 'pending', lease_token = NULL,"
 									 "       attempts = attempts - 1, run_at = $3"
 									 " WHERE id = $1 AND lease_token = $2"
-									 " RETURNING id, queue_id",
+									 " RETURNING id, queue_id, saga_id",
 									 3, argtypes),
 						  values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
@@ -1160,12 +1168,16 @@ queue_release(PG_FUNCTION_ARGS)
 	check_all_matched(&b);
 	{
 		bool		isnull;
-
 		int32		queue_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-															   SPI_tuptable->tupdesc, 2, &isnull));
+														   SPI_tuptable->tupdesc, 2, &isnull));
 
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 		queue_note_wake(queue_id);
 		queue_hint_note(queue_id, PG_INT32_MAX, DT_NOBEGIN);
+
+		/* a saga that is unwinding takes no released step back (sagas.sql) */
+		if (!isnull)
+			saga_step_retrying(b.ids[0]);
 	}
 	SPI_finish();
 	PG_RETURN_VOID();

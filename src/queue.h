@@ -27,8 +27,12 @@
  */
 #define ERRCODE_QUEUE_LEASE_NOT_HELD	MAKE_SQLSTATE('Q','U','0','0','1')
 
-/* Longest interval a setting or argument may give: 100 years, in seconds. */
-#define QUEUE_MAX_INTERVAL_SECONDS	(100.0 * 365.25 * 86400.0)
+/*
+ * Longest interval a setting or argument may give: 100 years, in seconds,
+ * counted as interval comparison counts them (a month is 30 days), so that
+ * the C checks and the SQL checks (<= interval '100 years') agree.
+ */
+#define QUEUE_MAX_INTERVAL_SECONDS	(100.0 * 12 * 30 * 86400.0)
 
 /* Longest queue name, in bytes. */
 #define QUEUE_NAME_MAXLEN		64

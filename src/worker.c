@@ -650,7 +650,8 @@ queue_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(pass_context);
 		relayed = guarded_step("queue: relaying events", "SELECT queue.relay($1)::bigint",
-							   queue_relay_batch_size, &failed, &last_error_log);
+							   Min(queue_relay_batch_size, queue_max_batch_size),
+							   &failed, &last_error_log);
 		if (relayed >= 0 && maintain)
 		{
 			last_maintenance = now;
@@ -712,7 +713,8 @@ queue_worker_main(Datum main_arg)
 		}
 		else if (said_missing)
 			nap = queue_naptime_ms;
-		else if (relayed >= (int64) MAX_ROUNDS_PER_STEP * queue_relay_batch_size)
+		else if (relayed >= (int64) MAX_ROUNDS_PER_STEP *
+				 Min(queue_relay_batch_size, queue_max_batch_size))
 			nap = 0;			/* the relay stopped with events left: go on */
 		else
 			nap = Min(queue_relay_idle_ms, queue_naptime_ms);

@@ -228,12 +228,14 @@ BEGIN
 				  HINT = 'Unsubscribe it first, or pass force => true.';
 	END IF;
 	DELETE FROM queue.subscription s WHERE s.queue_id = qid;
-	-- the sagas waiting for jobs of this queue learn that they are gone
+	-- the queue goes first, so that the sagas told below that their jobs
+	-- are gone cannot enqueue into it (they fail the step, or need
+	-- attention for a compensation)
+	DELETE FROM queue.queue q WHERE q.id = qid;
 	PERFORM queue._saga_job_gone(j, 'queue dropped')
 	   FROM queue.job j WHERE j.queue_id = qid AND j.saga_id IS NOT NULL;
 	DELETE FROM queue.job j WHERE j.queue_id = qid;
 	DELETE FROM queue.job_archive a WHERE a.queue_id = qid;
-	DELETE FROM queue.queue q WHERE q.id = qid;
 	PERFORM queue._reset_stats(qid);
 END;
 $$;

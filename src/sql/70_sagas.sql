@@ -211,8 +211,8 @@ BEGIN
 						USING ERRCODE = '22023';
 				END IF;
 				seconds := (step->>k)::numeric;
-				IF seconds <= 0 OR seconds > 1e9 THEN
-					RAISE EXCEPTION 'step "%": % must be more than 0 and at most 1e9 seconds', name, k
+				IF seconds < 0.001 OR seconds > 1e9 THEN
+					RAISE EXCEPTION 'step "%": % must be at least 0.001 and at most 1e9 seconds', name, k
 						USING ERRCODE = '22023';
 				END IF;
 			END IF;
