@@ -50,7 +50,9 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueCrash;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -232,36 +234,6 @@ SELECT (SELECT count(*) FROM done),
 	return $nleased;
 }
 
-# The postmaster's pid, from its lock file.
-sub postmaster_pid
-{
-	my $pidfile = slurp_file($node->data_dir . '/postmaster.pid');
-	my ($pid) = $pidfile =~ /^(\d+)/;
-	return $pid;
-}
-
-# After kill -9 of the postmaster, a new one refuses to start while the old
-# one still exists (until it is reaped, kill 0 finds it and its lock file
-# looks live) and while its backends, which live on until they notice their
-# postmaster is gone, hold the old shared memory.  Wait for both: the old
-# pid, and every process whose working directory is the data directory.
-sub wait_for_orphans
-{
-	my ($pm) = @_;
-	my $dir = abs_path($node->data_dir);
-	my $tries = 10 * $PostgreSQL::Test::Utils::timeout_default;
-	while ($tries-- > 0)
-	{
-		my @left = grep {
-			my $cwd = readlink("$_/cwd");
-			defined $cwd && $cwd eq $dir
-		} glob('/proc/[0-9]*');
-		return if !@left && !kill(0, $pm);
-		usleep(100_000);
-	}
-	diag 'processes of the killed postmaster are still running';
-}
-
 # --- phase 1, then an immediate shutdown -----------------------------------
 
 my @ws = start_workers(1);
@@ -278,10 +250,9 @@ my $leased1 = record_leased(1);
 @ws = start_workers(2);
 ok($node->poll_query_until('postgres', 'SELECT count(*) >= 4000 FROM done'),
 	'phase 2: workers are completing jobs');
-my $pm = postmaster_pid();
-$node->kill9;
+my $pm = QueueCrash::kill9($node);
 collect_workers(@ws);
-wait_for_orphans($pm);
+QueueCrash::wait_for_orphans($node, $pm);
 $node->start;
 check_acked_durable('after kill -9 of the postmaster');
 my $leased2 = record_leased(2);

@@ -52,7 +52,9 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueCrash;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -303,30 +305,6 @@ SELECT (SELECT count(*) FROM published) || ' published, ' ||
 	   (SELECT count(*) FROM completed) || ' completed'});
 }
 
-sub postmaster_pid
-{
-	my ($pid) = slurp_file($node->data_dir . '/postmaster.pid') =~ /^(\d+)/;
-	return $pid;
-}
-
-# As in 010: wait for the killed postmaster and its orphaned backends.
-sub wait_for_orphans
-{
-	my ($pm) = @_;
-	my $dir = abs_path($node->data_dir);
-	my $tries = 10 * $PostgreSQL::Test::Utils::timeout_default;
-	while ($tries-- > 0)
-	{
-		my @left = grep {
-			my $cwd = readlink("$_/cwd");
-			defined $cwd && $cwd eq $dir
-		} glob('/proc/[0-9]*');
-		return if !@left && !kill(0, $pm);
-		usleep(100_000);
-	}
-	diag 'processes of the killed postmaster are still running';
-}
-
 # --- phase 1: stop immediate while the relay is in the middle of a batch ------
 
 my @ps = start_all(1, 'false');
@@ -380,12 +358,11 @@ my $relay_active = $node->poll_query_until(
 SELECT count(*) = 1 FROM pg_stat_activity
  WHERE backend_type = 'queue worker' AND query = 'queue: relaying events'
    AND state = 'active'});
-my $pm = postmaster_pid();
-$node->kill9;
+my $pm = QueueCrash::kill9($node);
 note sprintf("phase 2 (%.0f s): killed; relay seen active just before: %s",
 	time() - $t0, ($relay_active ? 'yes' : 'no'));
 collect(1, @ps);
-wait_for_orphans($pm);
+QueueCrash::wait_for_orphans($node, $pm);
 $node->start;
 note "after crash 2: " . counts();
 check_acked_durable('after kill -9 of the postmaster');

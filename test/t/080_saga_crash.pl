@@ -59,7 +59,9 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueCrash;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -344,33 +346,6 @@ SELECT (SELECT count(*) FROM queue.saga WHERE status IN ('completed', 'compensat
 	return $nleased;
 }
 
-# The postmaster's pid, from its lock file.
-sub postmaster_pid
-{
-	my $pidfile = slurp_file($node->data_dir . '/postmaster.pid');
-	my ($pid) = $pidfile =~ /^(\d+)/;
-	return $pid;
-}
-
-# After kill -9 of the postmaster, wait for it to be gone and for its
-# orphaned backends to exit (see 010_crash_exactly_once.pl).
-sub wait_for_orphans
-{
-	my ($pm) = @_;
-	my $dir = abs_path($node->data_dir);
-	my $tries = 10 * $PostgreSQL::Test::Utils::timeout_default;
-	while ($tries-- > 0)
-	{
-		my @left = grep {
-			my $cwd = readlink("$_/cwd");
-			defined $cwd && $cwd eq $dir
-		} glob('/proc/[0-9]*');
-		return if !@left && !kill(0, $pm);
-		usleep(100_000);
-	}
-	diag 'processes of the killed postmaster are still running';
-}
-
 # --- phase 1, then an immediate shutdown -----------------------------------
 
 my @ss = start_sessions(1);
@@ -393,10 +368,9 @@ ok( $node->poll_query_until(
 		"SELECT count(*) >= $nsagas / 2 FROM queue.saga
 		  WHERE status IN ('completed', 'compensated')"),
 	'phase 2: sagas are finishing');
-my $pm = postmaster_pid();
-$node->kill9;
+my $pm = QueueCrash::kill9($node);
 collect_sessions(@ss);
-wait_for_orphans($pm);
+QueueCrash::wait_for_orphans($node, $pm);
 $node->start;
 check_acked_durable('after kill -9 of the postmaster');
 my $leased2 = record_leased(2);
