@@ -908,13 +908,12 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 		int32		queue_id = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		Datum		deadline = SPI_getbinval(tup, desc, 7, &isnull);
 		bool		has_deadline = !isnull;
-		bool		is_saga_step;
+		bool		no_saga;
 		double		delay = 0;
 		TimestampTz next_run = 0;
 		int			i;
 
-		(void) SPI_getbinval(tup, desc, 8, &is_saga_step);
-		is_saga_step = !is_saga_step;
+		(void) SPI_getbinval(tup, desc, 8, &no_saga);	/* saga_id */
 
 		for (i = 0; i < b->n; i++)
 			if (DatumGetInt64(b->ids[i]) == id)
@@ -943,7 +942,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 			dead[i] = false;
 			queue_note_wake(queue_id);
 			queue_hint_note(queue_id, PG_INT32_MAX, DT_NOBEGIN);
-			if (is_saga_step)
+			if (!no_saga)
 				saga_retries[nsaga_retries++] = b->ids[i];
 			retry_ids[nretry] = b->ids[i];
 			retry_at[nretry] = TimestampTzGetDatum(next_run);

@@ -172,21 +172,21 @@ apply_reset(int32 queue_id)
 }
 
 /*
- * apply_count
- *		Adds a count to the current second's bucket of a queue.  When the
- *		table is full, the count is lost (documented).
+ * enter_entry
+ *		This database's entry for key queue_id, made if missing, with the
+ *		table's lock held (the caller releases stats_lock); NULL when the
+ *		table is full.
  */
-static void
-apply_count(const PendingChange *c, int64 sec)
+static StatsEntry *
+enter_entry(int32 queue_id)
 {
 	StatsKey	key;
 	StatsEntry *e;
 	bool		found;
-	int			b = (int) (sec % STATS_BUCKETS);
 
 	memset(&key, 0, sizeof(key));
 	key.dboid = MyDatabaseId;
-	key.queue_id = c->queue_id;
+	key.queue_id = queue_id;
 
 	LWLockAcquire(stats_lock, LW_SHARED);
 	e = hash_search(stats_hash, &key, HASH_FIND, NULL);
@@ -204,6 +204,20 @@ apply_count(const PendingChange *c, int64 sec)
 			e->stale = 0;
 		}
 	}
+	return e;
+}
+
+/*
+ * apply_count
+ *		Adds a count to the current second's bucket of a queue.  When the
+ *		table is full, the count is lost (documented).
+ */
+static void
+apply_count(const PendingChange *c, int64 sec)
+{
+	StatsEntry *e = enter_entry(c->queue_id);
+	int			b = (int) (sec % STATS_BUCKETS);
+
 	if (e != NULL)
 	{
 		SpinLockAcquire(&e->mutex);
@@ -230,61 +244,18 @@ apply_count(const PendingChange *c, int64 sec)
 void
 queue_count_stale_saga(int32 definition_id)
 {
-	PendingChange c;
+	StatsEntry *e;
 
 	if (stats_hash == NULL)
 		return;
-	memset(&c, 0, sizeof(c));
-	c.queue_id = -definition_id;
-	apply_count(&c, GetCurrentTimestamp() / USECS_PER_SEC);
-
-	/* apply_count created the entry if needed; now add to its total */
-	{
-		StatsKey	key;
-		StatsEntry *e;
-
-		memset(&key, 0, sizeof(key));
-		key.dboid = MyDatabaseId;
-		key.queue_id = -definition_id;
-		LWLockAcquire(stats_lock, LW_SHARED);
-		e = hash_search(stats_hash, &key, HASH_FIND, NULL);
-		if (e != NULL)
-		{
-			SpinLockAcquire(&e->mutex);
-			e->stale++;
-			SpinLockRelease(&e->mutex);
-		}
-		LWLockRelease(stats_lock);
-	}
-}
-
-/*
- * queue._saga_stale_completions(definition_id) returns bigint: the
- * refused completions counted for a saga definition since start-up.
- */
-PG_FUNCTION_INFO_V1(queue_saga_stale_completions);
-Datum
-queue_saga_stale_completions(PG_FUNCTION_ARGS)
-{
-	StatsKey	key;
-	StatsEntry *e;
-	int64		n = 0;
-
-	if (stats_hash == NULL)
-		PG_RETURN_INT64(0);
-	memset(&key, 0, sizeof(key));
-	key.dboid = MyDatabaseId;
-	key.queue_id = -PG_GETARG_INT32(0);
-	LWLockAcquire(stats_lock, LW_SHARED);
-	e = hash_search(stats_hash, &key, HASH_FIND, NULL);
+	e = enter_entry(-definition_id);
 	if (e != NULL)
 	{
 		SpinLockAcquire(&e->mutex);
-		n = e->stale;
+		e->stale++;
 		SpinLockRelease(&e->mutex);
 	}
 	LWLockRelease(stats_lock);
-	PG_RETURN_INT64(n);
 }
 
 /*

@@ -249,8 +249,9 @@ BEGIN
 			USING ERRCODE = '22023';
 	END IF;
 	normalized := queue._check_saga_steps(steps);
-	-- one definer at a time per name, so versions never collide
-	PERFORM queue._lock_topic_name('saga:' || name);
+	-- one definer at a time, so versions never collide (definitions are
+	-- rare; readers take no conflicting lock)
+	LOCK TABLE queue.saga_definition IN SHARE ROW EXCLUSIVE MODE;
 	SELECT coalesce(max(d.version), 0) + 1 INTO v
 	  FROM queue.saga_definition d WHERE d.name = define_saga.name;
 	INSERT INTO queue.saga_definition (name, version, steps, deadline)
