@@ -259,6 +259,35 @@ queue_count_stale_saga(int32 definition_id)
 }
 
 /*
+ * queue._saga_stale_completions(definition_id) returns bigint: the
+ * refused completions counted for a saga definition since start-up.
+ */
+PG_FUNCTION_INFO_V1(queue_saga_stale_completions);
+Datum
+queue_saga_stale_completions(PG_FUNCTION_ARGS)
+{
+	StatsKey	key;
+	StatsEntry *e;
+	int64		n = 0;
+
+	if (stats_hash == NULL)
+		PG_RETURN_INT64(0);
+	memset(&key, 0, sizeof(key));
+	key.dboid = MyDatabaseId;
+	key.queue_id = -PG_GETARG_INT32(0);
+	LWLockAcquire(stats_lock, LW_SHARED);
+	e = hash_search(stats_hash, &key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		n = e->stale;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(stats_lock);
+	PG_RETURN_INT64(n);
+}
+
+/*
  * queue_stats_at_commit / queue_stats_at_abort
  *		Applies or forgets the transaction's changes.  Called from the
  *		commit callback (wake.c): must not raise an error.
