@@ -2,8 +2,10 @@
 #
 # The version lives in queue.control (default_version) and nowhere else;
 # the install script queue--$(EXTVERSION).sql is built from src/sql/*.sql,
-# concatenated in name order (a file per concern).
-# Upgrade scripts live in src/updates/ and are installed as they are.
+# concatenated in name order (a file per concern).  Install scripts of
+# released versions are frozen in src/releases/ (CREATE EXTENSION ...
+# VERSION 'old' keeps working, and the upgrade test starts from them);
+# upgrade scripts live in src/updates/.  Both are installed as they are.
 
 EXTENSION = queue
 EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
@@ -25,7 +27,8 @@ OBJS = \
 	src/worker.o
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard src/updates/$(EXTENSION)--*--*.sql)
+DATA = $(wildcard src/releases/$(EXTENSION)--*.sql) \
+	$(wildcard src/updates/$(EXTENSION)--*--*.sql)
 
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security

@@ -166,13 +166,76 @@ cmp_keyid(const void *a, const void *b)
 }
 
 /*
+ * The columns every enqueue inserts, and the unnest that feeds a batch.
+ */
+#define JOB_INSERT \
+	"INSERT INTO queue.job (id, queue_id, state, priority, run_at," \
+	"  max_attempts, retry_policy, payload, headers, dedup_key," \
+	"  group_key, created_at)"
+#define JOB_INSERT_UNNEST \
+	JOB_INSERT \
+	" SELECT u.id, $1, CASE WHEN u.blocked THEN 'blocked' ELSE 'pending' END," \
+	"        u.priority, u.run_at, u.max_attempts, u.retry_policy," \
+	"        u.payload, u.headers, u.dedup_key, u.group_key, $10" \
+	"   FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $11, $12)" \
+	"        AS u(id, priority, run_at, max_attempts, retry_policy," \
+	"             payload, headers, dedup_key, group_key, blocked)"
+
+/*
+ * insert_one
+ *		Inserts one job that has no deduplication key: a plain INSERT of
+ *		one row, the cheapest statement there is for it.
+ */
+static void
+insert_one(const QueueInfo *queue, JobSpec *s, TimestampTz now)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[10] = {INT8OID, INT4OID, INT4OID, TIMESTAMPTZOID,
+		INT4OID, JSONBOID, JSONBOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[10];
+	char		nulls[10];
+	int			rc;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(s->id);
+	values[1] = Int32GetDatum(queue->id);
+	values[2] = Int32GetDatum(s->priority);
+	values[3] = TimestampTzGetDatum(s->run_at);
+	values[4] = Int32GetDatum(s->max_attempts > 0 ? s->max_attempts : queue->max_attempts);
+	values[5] = PointerGetDatum(s->retry_policy);
+	nulls[5] = s->retry_policy ? ' ' : 'n';
+	values[6] = PointerGetDatum(s->payload);
+	values[7] = PointerGetDatum(s->headers);
+	nulls[7] = s->headers ? ' ' : 'n';
+	values[8] = s->group_key ? CStringGetTextDatum(s->group_key) : (Datum) 0;
+	nulls[8] = s->group_key ? ' ' : 'n';
+	values[9] = TimestampTzGetDatum(now);
+
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 JOB_INSERT
+									 " VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8,"
+									 "         NULL, $9, $10)",
+									 10, argtypes),
+						  values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != 1)
+		elog(ERROR, "enqueue insert failed: %s", SPI_result_code_string(rc));
+	s->done = true;
+}
+
+/*
  * insert_pending
  *		Inserts every spec not yet done; marks those inserted.
+ *
+ * Specs with deduplication keys go through ON CONFLICT DO NOTHING, which
+ * makes every row a speculative insertion (an extra WAL record and lock
+ * per row) and needs RETURNING to tell what went in; a batch without keys
+ * takes a plain INSERT, and a single job without one insert_one.
  */
 static void
 insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_keys = NULL;
+	static SPIPlanPtr plan_plain = NULL;
 	static const Oid argtypes[12] = {INT4OID, INT8ARRAYOID, INT4ARRAYOID,
 		TIMESTAMPTZARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID,
 	JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, BOOLARRAYOID};
@@ -190,11 +253,21 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 	Datum	   *group = palloc(n * sizeof(Datum));
 	bool	   *group_null = palloc(n * sizeof(bool));
 	Datum	   *blocked = palloc(n * sizeof(Datum));
+	bool		any_key = false;
 	int64	   *inserted;
 	Datum		values[12];
 	int			m = 0;
 	int			rc;
 	uint64		i;
+
+	for (int k = 0; k < n; k++)
+		if (!specs[k].done && specs[k].dedup_key != NULL)
+			any_key = true;
+	if (n == 1 && !any_key && !specs[0].done && !specs[0].blocked)
+	{
+		insert_one(queue, &specs[0], now);
+		return;
+	}
 
 	for (int k = 0; k < n; k++)
 	{
@@ -233,16 +306,19 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 	values[10] = queue_build_array(group, group_null, m, TEXTOID);
 	values[11] = queue_build_array(blocked, NULL, m, BOOLOID);
 
-	rc = SPI_execute_plan(queue_plan(&plan,
-									 "INSERT INTO queue.job (id, queue_id, state, priority, run_at,"
-									 "  max_attempts, retry_policy, payload, headers, dedup_key,"
-									 "  group_key, created_at)"
-									 " SELECT u.id, $1, CASE WHEN u.blocked THEN 'blocked' ELSE 'pending' END,"
-									 "        u.priority, u.run_at, u.max_attempts, u.retry_policy,"
-									 "        u.payload, u.headers, u.dedup_key, u.group_key, $10"
-									 "   FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $11, $12)"
-									 "        AS u(id, priority, run_at, max_attempts, retry_policy,"
-									 "             payload, headers, dedup_key, group_key, blocked)"
+	if (!any_key)
+	{
+		rc = SPI_execute_plan(queue_plan(&plan_plain, JOB_INSERT_UNNEST, 12, argtypes),
+							  values, NULL, false, 0);
+		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) m)
+			elog(ERROR, "enqueue insert failed: %s", SPI_result_code_string(rc));
+		for (int k = 0; k < n; k++)
+			specs[k].done = true;
+		return;
+	}
+
+	rc = SPI_execute_plan(queue_plan(&plan_keys,
+									 JOB_INSERT_UNNEST
 									 " ON CONFLICT (queue_id, dedup_key) WHERE dedup_key IS NOT NULL"
 									 " DO NOTHING"
 									 " RETURNING id",

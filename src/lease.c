@@ -51,6 +51,7 @@
 PG_FUNCTION_INFO_V1(queue_claim);
 PG_FUNCTION_INFO_V1(queue_complete);
 PG_FUNCTION_INFO_V1(queue_complete_many);
+PG_FUNCTION_INFO_V1(queue_complete_and_claim);
 PG_FUNCTION_INFO_V1(queue_fail);
 PG_FUNCTION_INFO_V1(queue_fail_many);
 PG_FUNCTION_INFO_V1(queue_extend);
@@ -156,12 +157,13 @@ cmp_datum_int64(const void *a, const void *b)
 
 /*
  * batch_from_arrays
- *		Reads a batch call's id and token arrays (and its optional third
- *		array of results or errors) and checks their shape: same lengths,
- *		no nulls, no id twice, within queue.max_batch_size.
+ *		Reads a batch call's id and token arrays (arguments 0 and 1) and its
+ *		optional array of results or errors (argument extraarg) and checks
+ *		their shape: same lengths, no nulls, no id twice, within
+ *		queue.max_batch_size.
  */
 static void
-batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, Oid extratype,
+batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, int extraarg, Oid extratype,
 				  const char *extraname, bool extra_required)
 {
 	Datum	   *sorted;
@@ -183,7 +185,7 @@ batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, Oid extratype,
 				 errmsg("batch of %d jobs is too large", b->n),
 				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
 
-	if (PG_ARGISNULL(2))
+	if (PG_ARGISNULL(extraarg))
 	{
 		if (extra_required)
 			ereport(ERROR,
@@ -195,7 +197,7 @@ batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, Oid extratype,
 	}
 	else
 	{
-		int			nextra = unpack_array(PG_GETARG_ARRAYTYPE_P(2), extratype, extraname,
+		int			nextra = unpack_array(PG_GETARG_ARRAYTYPE_P(extraarg), extratype, extraname,
 										  &b->extra, extra_required ? NULL : &b->extra_null);
 
 		if (extra_required)
@@ -523,65 +525,54 @@ next_due(int32 queue_id)
 	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }
 
-/*
- * queue.claim(queue, worker, batch_size, lease, wait)
- *
- * Returns up to batch_size jobs, in priority (higher first), run_at, id
- * order, each with its lease token.  A paused queue hands out nothing.
- *
- * With a wait, a claim that finds nothing sleeps on its queue's wake-up
- * slot (wake.c) until a commit announces work, the next job falls due, the
- * re-check interval passes, or the wait (capped by queue.max_wait) ends,
- * and then tries again with a new snapshot.  That needs READ COMMITTED: in
- * a transaction-snapshot isolation level the retry could never see new
- * jobs, so waiting there is refused.
- */
-Datum
-queue_claim(PG_FUNCTION_ARGS)
+/* The arguments of a claim, checked. */
+typedef struct ClaimArgs
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *queue_name;
 	char	   *worker;
 	int32		batch_size;
-	Interval   *lease = NULL;
-	long		wait_ms = 0;
-	TimestampTz deadline;
-	uint64		n = 0;
+	Interval   *lease;			/* NULL: the queue's lease_timeout */
+} ClaimArgs;
 
-	QUEUE_ARG_NOT_NULL(0, "queue name");
-	QUEUE_ARG_NOT_NULL(1, "worker");
-	QUEUE_ARG_NOT_NULL(2, "batch_size");
-	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	worker = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	batch_size = PG_GETARG_INT32(2);
-	queue_check_worker_name(worker);
-	if (batch_size < 1 || batch_size > queue_max_batch_size)
+/*
+ * claim_args
+ *		Reads and checks the claim arguments queue, worker, batch_size and
+ *		lease, found at arguments first to first + 3.
+ */
+static void
+claim_args(FunctionCallInfo fcinfo, int first, ClaimArgs *a)
+{
+	QUEUE_ARG_NOT_NULL(first, "queue name");
+	QUEUE_ARG_NOT_NULL(first + 1, "worker");
+	QUEUE_ARG_NOT_NULL(first + 2, "batch_size");
+	a->queue_name = text_to_cstring(PG_GETARG_TEXT_PP(first));
+	a->worker = text_to_cstring(PG_GETARG_TEXT_PP(first + 1));
+	a->batch_size = PG_GETARG_INT32(first + 2);
+	queue_check_worker_name(a->worker);
+	if (a->batch_size < 1 || a->batch_size > queue_max_batch_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_size must be between 1 and %d, not %d",
-						queue_max_batch_size, batch_size),
+						queue_max_batch_size, a->batch_size),
 				 errhint("queue.max_batch_size sets the upper bound.")));
-	if (!PG_ARGISNULL(3))
+	a->lease = NULL;
+	if (!PG_ARGISNULL(first + 3))
 	{
-		lease = PG_GETARG_INTERVAL_P(3);
-		check_interval(lease, "lease", true);
+		a->lease = PG_GETARG_INTERVAL_P(first + 3);
+		check_interval(a->lease, "lease", true);
 	}
-	if (!PG_ARGISNULL(4))
-	{
-		double		seconds = queue_interval_seconds(PG_GETARG_INTERVAL_P(4));
+}
 
-		check_interval(PG_GETARG_INTERVAL_P(4), "wait", false);
-		wait_ms = (long) Min(seconds * 1000.0, (double) queue_max_wait_ms);
-		if (wait_ms > 0 && IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("a claim can wait only in READ COMMITTED transactions"),
-					 errdetail("In REPEATABLE READ or SERIALIZABLE the transaction's snapshot would never show new jobs."),
-					 errhint("Claim without a wait, or use READ COMMITTED.")));
-	}
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+/*
+ * claim_jobs
+ *		Claims up to a->batch_size jobs into the result, waiting up to
+ *		wait_ms for them (see queue.claim).
+ */
+static void
+claim_jobs(ReturnSetInfo *rsinfo, const ClaimArgs *a, long wait_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
-	InitMaterializedSRF(fcinfo, 0);
 	spi_connect();
 	for (;;)
 	{
@@ -591,16 +582,13 @@ queue_claim(PG_FUNCTION_ARGS)
 		TimestampTz now;
 		TimestampTz until;
 
-		queue_lookup(queue_name, &queue);
+		queue_lookup(a->queue_name, &queue);
 		slot = queue_shared ? queue_wake_slot(queue.id) : NULL;
 		seen = slot ? pg_atomic_read_u64(&slot->generation) : 0;
 
-		if (!queue.paused)
-		{
-			n = claim_once(&queue, batch_size, worker, lease, rsinfo);
-			if (n > 0)
-				break;
-		}
+		if (!queue.paused &&
+			claim_once(&queue, a->batch_size, a->worker, a->lease, rsinfo) > 0)
+			break;
 
 		now = GetCurrentTimestamp();
 		if (slot == NULL || now >= deadline)
@@ -618,8 +606,45 @@ queue_claim(PG_FUNCTION_ARGS)
 		queue_wait_for_wake(slot, seen, TimestampDifferenceMilliseconds(now, until) + 1);
 		CHECK_FOR_INTERRUPTS();
 	}
-
 	SPI_finish();
+}
+
+/*
+ * queue.claim(queue, worker, batch_size, lease, wait)
+ *
+ * Returns up to batch_size jobs, in priority (higher first), run_at, id
+ * order, each with its lease token.  A paused queue hands out nothing.
+ *
+ * With a wait, a claim that finds nothing sleeps on its queue's wake-up
+ * slot (wake.c) until a commit announces work, the next job falls due, the
+ * re-check interval passes, or the wait (capped by queue.max_wait) ends,
+ * and then tries again with a new snapshot.  That needs READ COMMITTED: in
+ * a transaction-snapshot isolation level the retry could never see new
+ * jobs, so waiting there is refused.
+ */
+Datum
+queue_claim(PG_FUNCTION_ARGS)
+{
+	ClaimArgs	a;
+	long		wait_ms = 0;
+
+	claim_args(fcinfo, 0, &a);
+	if (!PG_ARGISNULL(4))
+	{
+		double		seconds = queue_interval_seconds(PG_GETARG_INTERVAL_P(4));
+
+		check_interval(PG_GETARG_INTERVAL_P(4), "wait", false);
+		wait_ms = (long) Min(seconds * 1000.0, (double) queue_max_wait_ms);
+		if (wait_ms > 0 && IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a claim can wait only in READ COMMITTED transactions"),
+					 errdetail("In REPEATABLE READ or SERIALIZABLE the transaction's snapshot would never show new jobs."),
+					 errhint("Claim without a wait, or use READ COMMITTED.")));
+	}
+
+	InitMaterializedSRF(fcinfo, 0);
+	claim_jobs((ReturnSetInfo *) fcinfo->resultinfo, &a, wait_ms);
 	return (Datum) 0;
 }
 
@@ -820,9 +845,34 @@ queue_complete_many(PG_FUNCTION_ARGS)
 {
 	LeaseBatch	b;
 
-	batch_from_arrays(fcinfo, &b, JSONBOID, "results", false);
+	batch_from_arrays(fcinfo, &b, 2, JSONBOID, "results", false);
 	complete_batch(&b);
 	PG_RETURN_INT32(b.n);
+}
+
+/*
+ * queue.complete_and_claim(job_ids, lease_tokens, queue, worker,
+ *							batch_size, lease, results)
+ *
+ * A worker's loop in one round trip: completes the jobs it holds, as
+ * complete_many does (all or nothing, QU001 for a stale token), then
+ * claims its next ones, as claim does without a wait.  One statement, so
+ * one transaction and one commit per turn of the loop instead of two.
+ * It never waits: a wait would hold the completions uncommitted while it
+ * sleeps.  A worker that gets nothing back calls claim with a wait.
+ */
+Datum
+queue_complete_and_claim(PG_FUNCTION_ARGS)
+{
+	LeaseBatch	b;
+	ClaimArgs	a;
+
+	claim_args(fcinfo, 2, &a);
+	batch_from_arrays(fcinfo, &b, 6, JSONBOID, "results", false);
+	complete_batch(&b);
+	InitMaterializedSRF(fcinfo, 0);
+	claim_jobs((ReturnSetInfo *) fcinfo->resultinfo, &a, 0);
+	return (Datum) 0;
 }
 
 /*
@@ -1063,7 +1113,7 @@ queue_fail_many(PG_FUNCTION_ARGS)
 	Interval   *retry_delay;
 	bool	   *dead;
 
-	batch_from_arrays(fcinfo, &b, TEXTOID, "errors", true);
+	batch_from_arrays(fcinfo, &b, 2, TEXTOID, "errors", true);
 	fail_options(fcinfo, &permanent, &retry_delay);
 	InitMaterializedSRF(fcinfo, 0);
 	dead = palloc0(sizeof(bool) * Max(b.n, 1));

@@ -20,7 +20,7 @@
  *				redrivable into its queue.
  *
  * Layout of the C code:
- *	queue.c		this file: _PG_init, plan cache, queue lookup
+ *	queue.c		this file: _PG_init, plan cache, queue lookup and its cache
  *	locks.c		the extension's own heavyweight locks (names, groups, keys)
  *	guc.c		the queue.* settings
  *	names.c		validation of queue and worker names
@@ -52,7 +52,10 @@
 
 #include <math.h>
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -60,7 +63,10 @@
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "queue.h"
 
@@ -125,25 +131,161 @@ queue_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 }
 
 /*
+ * The queue lookup cache.
+ *
+ * Every enqueue and claim starts by looking its queue up by name; an SPI
+ * query for that costs as much as the rest of a one-job enqueue.  So each
+ * backend keeps the rows it has read, and PostgreSQL's own invalidation
+ * keeps them true: a trigger on queue.queue (queue_cache_invalidate_trigger)
+ * queues a relcache invalidation of that table with every change, which
+ * other backends receive when the changing transaction commits (and this
+ * one at its next command, or at its abort, so it never trusts a row it
+ * rolled back).  A commit sends its invalidations before it releases its
+ * locks, so the enqueue that waited for drop_queue's name lock sees the
+ * drop once it has accepted the pending invalidations, as it does before
+ * every use of the cache.
+ *
+ * A row read by a query can be older than an invalidation accepted while
+ * that query ran (its locks are taken after its snapshot); the generation
+ * counter tells, and such a row is used but not kept.  Transactions with a
+ * transaction snapshot (REPEATABLE READ, SERIALIZABLE) bypass the cache,
+ * so they see the queue as their snapshot does, exactly as before.
+ */
+typedef struct QueueCacheEntry
+{
+	char		name[QUEUE_NAME_MAXLEN + 1];	/* hash key */
+	QueueInfo	info;
+} QueueCacheEntry;
+
+static HTAB *queue_cache = NULL;
+static Oid	queue_cache_relid = InvalidOid; /* queue.queue, once known */
+static uint64 queue_cache_generation = 0;	/* bumped at each invalidation */
+
+/*
+ * Relcache invalidation callback: forget every cached queue when
+ * queue.queue (or the whole relcache) is invalidated.
+ */
+static void
+queue_cache_callback(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && OidIsValid(queue_cache_relid) &&
+		relid != queue_cache_relid)
+		return;
+	queue_cache_generation++;
+	if (queue_cache != NULL)
+	{
+		hash_destroy(queue_cache);
+		queue_cache = NULL;
+	}
+}
+
+/*
+ * queue_cache_lookup
+ *		Fills *info from the cache and returns true, or returns false.
+ */
+static bool
+queue_cache_lookup(const char *name, QueueInfo *info)
+{
+	static bool registered = false;
+	QueueCacheEntry *entry;
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(queue_cache_callback, (Datum) 0);
+		registered = true;
+	}
+	AcceptInvalidationMessages();
+	if (queue_cache == NULL || strlen(name) > QUEUE_NAME_MAXLEN)
+		return false;
+	entry = hash_search(queue_cache, name, HASH_FIND, NULL);
+	if (entry == NULL)
+		return false;
+	*info = entry->info;
+	return true;
+}
+
+/*
+ * queue_cache_store
+ *		Keeps a row read from queue.queue, unless an invalidation arrived
+ *		since the generation the reader saw before its query.
+ */
+static void
+queue_cache_store(const char *name, const QueueInfo *info, uint64 generation)
+{
+	QueueCacheEntry *entry;
+
+	if (generation != queue_cache_generation || strlen(name) > QUEUE_NAME_MAXLEN)
+		return;
+	if (!OidIsValid(queue_cache_relid))
+	{
+		queue_cache_relid = get_relname_relid("queue", get_namespace_oid("queue", false));
+		if (!OidIsValid(queue_cache_relid))
+			return;
+	}
+	if (queue_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = QUEUE_NAME_MAXLEN + 1;
+		ctl.entrysize = sizeof(QueueCacheEntry);
+		ctl.hcxt = CacheMemoryContext;
+		queue_cache = hash_create("queue lookup cache", 16, &ctl,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	entry = hash_search(queue_cache, name, HASH_ENTER, NULL);
+	entry->info = *info;
+}
+
+/*
+ * queue_cache_invalidate_trigger
+ *		Statement trigger on queue.queue: every change to a queue reaches
+ *		the lookup caches of all backends at commit.
+ */
+PG_FUNCTION_INFO_V1(queue_cache_invalidate_trigger);
+
+Datum
+queue_cache_invalidate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("queue._queue_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+/*
  * queue_lookup_if_exists
  *		Fills *info for the named queue and returns true, or returns false
  *		when there is no such queue.
  *
- * Must be called inside SPI_connect.  The query runs read-write so that
+ * Must be called inside SPI_connect.  The query runs with read_only false:
  * in READ COMMITTED it takes a new snapshot: after waiting for the name
  * lock (locks.c), the lookup must see a drop_queue that committed
- * meanwhile.
+ * meanwhile.  Outside a transaction snapshot, rows come from the cache
+ * above when they can.
  */
 bool
 queue_lookup_if_exists(const char *name, QueueInfo *info)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[1] = {TEXTOID};
+	bool		use_cache = !IsolationUsesXactSnapshot();
+	uint64		generation = 0;
 	Datum		values[1];
 	bool		isnull;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	int			rc;
+
+	if (use_cache)
+	{
+		if (queue_cache_lookup(name, info))
+			return true;
+		generation = queue_cache_generation;
+	}
 
 	values[0] = CStringGetTextDatum(name);
 	rc = SPI_execute_plan(queue_plan(&plan,
@@ -163,6 +305,8 @@ queue_lookup_if_exists(const char *name, QueueInfo *info)
 	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
 	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	if (use_cache)
+		queue_cache_store(name, info, generation);
 	return true;
 }
 

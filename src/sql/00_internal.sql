@@ -52,6 +52,13 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'queue_check_retry_policy'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- Trigger on queue.queue: every change reaches the queue lookup caches of
+-- all backends at commit (src/queue.c).
+CREATE FUNCTION queue._queue_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'queue_cache_invalidate_trigger'
+LANGUAGE C;
+
 -- Promotes the next job of each group that has no head (ordered queues).
 CREATE FUNCTION queue._promote_groups(queue_id integer, group_keys text[])
 RETURNS integer

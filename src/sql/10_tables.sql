@@ -39,6 +39,11 @@ ALTER SEQUENCE queue.queue_id_seq OWNED BY queue.queue.id;
 
 COMMENT ON TABLE queue.queue IS 'queues and their settings';
 
+-- Backends cache the queues they look up; this keeps the caches true.
+CREATE TRIGGER queue_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue.queue
+	FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed();
+
 CREATE SEQUENCE queue.job_id_seq;
 
 /*

@@ -72,6 +72,32 @@ AS 'MODULE_PATHNAME', 'queue_complete_many'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp;
 
+-- complete_many, then claim without a wait, in one statement: a worker's
+-- loop in one round trip and one commit.
+CREATE FUNCTION queue.complete_and_claim(
+	job_ids bigint[],
+	lease_tokens uuid[],
+	queue text,
+	worker text,
+	batch_size integer DEFAULT 1,
+	lease interval DEFAULT NULL,
+	results jsonb[] DEFAULT NULL)
+RETURNS TABLE (
+	job_id bigint,
+	lease_token uuid,
+	payload jsonb,
+	headers jsonb,
+	attempt integer,
+	max_attempts integer,
+	priority integer,
+	dedup_key text,
+	enqueued_at timestamptz,
+	lease_expires_at timestamptz)
+AS 'MODULE_PATHNAME', 'queue_complete_and_claim'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+ROWS 1;
+
 CREATE FUNCTION queue.fail(
 	job_id bigint,
 	lease_token uuid,

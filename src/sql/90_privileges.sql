@@ -40,6 +40,7 @@ DECLARE
 		'queue.claim(text,text,integer,interval,interval)',
 		'queue.complete(bigint,uuid,jsonb)',
 		'queue.complete_many(bigint[],uuid[],jsonb[])',
+		'queue.complete_and_claim(bigint[],uuid[],text,text,integer,interval,jsonb[])',
 		'queue.fail(bigint,uuid,text,boolean,interval)',
 		'queue.fail_many(bigint[],uuid[],text[],boolean,interval)',
 		'queue.extend(bigint,uuid,interval)',

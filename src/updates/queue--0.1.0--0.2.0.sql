@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue--0.1.0--0.2.0.sql
+ *	  Upgrade of the queue extension from 0.1.0 to 0.2.0.
+ *
+ * What 0.2.0 adds, each change as it stands in the install script
+ * (src/sql) and in the same words:
+ *	- queue._queue_changed() and the trigger queue_changed on queue.queue,
+ *	  which keep the backends' queue lookup caches true (src/queue.c).
+ *	- queue.complete_and_claim, in the consumer access level: roles that
+ *	  hold that level (or admin) through grant_access get it here.
+ *
+ * The upgrade test (test/t/120_upgrade.pl) installs 0.1.0, fills it, runs
+ * ALTER EXTENSION queue UPDATE and compares every object with a fresh
+ * install of 0.2.0.
+ *
+ * IDENTIFICATION
+ *	  src/updates/queue--0.1.0--0.2.0.sql
+ *
+ *-------------------------------------------------------------------------
+ */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION queue UPDATE TO '0.2.0'" to load this file. \quit
+
+-- Trigger on queue.queue: every change reaches the queue lookup caches of
+-- all backends at commit (src/queue.c).
+CREATE FUNCTION queue._queue_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'queue_cache_invalidate_trigger'
+LANGUAGE C;
+
+-- Backends cache the queues they look up; this keeps the caches true.
+CREATE TRIGGER queue_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue.queue
+	FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed();
+
+-- complete_many, then claim without a wait, in one statement: a worker's
+-- loop in one round trip and one commit.
+CREATE FUNCTION queue.complete_and_claim(
+	job_ids bigint[],
+	lease_tokens uuid[],
+	queue text,
+	worker text,
+	batch_size integer DEFAULT 1,
+	lease interval DEFAULT NULL,
+	results jsonb[] DEFAULT NULL)
+RETURNS TABLE (
+	job_id bigint,
+	lease_token uuid,
+	payload jsonb,
+	headers jsonb,
+	attempt integer,
+	max_attempts integer,
+	priority integer,
+	dedup_key text,
+	enqueued_at timestamptz,
+	lease_expires_at timestamptz)
+AS 'MODULE_PATHNAME', 'queue_complete_and_claim'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+ROWS 1;
+
+/*
+ * The access levels, with complete_and_claim among the consumer's
+ * functions (90_privileges.sql).
+ */
+CREATE OR REPLACE FUNCTION queue._access_functions(access text)
+RETURNS SETOF regprocedure
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	producer text[] := ARRAY[
+		'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb,text)',
+		'queue.enqueue_many(text,jsonb)',
+		'queue.publish(text,jsonb,text,jsonb)',
+		'queue.publish_many(text,jsonb)',
+		'queue.start_saga(text,jsonb,text)',
+		'queue.get_job(bigint)',
+		'queue.list_queues()'];
+	consumer text[] := ARRAY[
+		'queue.claim(text,text,integer,interval,interval)',
+		'queue.complete(bigint,uuid,jsonb)',
+		'queue.complete_many(bigint[],uuid[],jsonb[])',
+		'queue.complete_and_claim(bigint[],uuid[],text,text,integer,interval,jsonb[])',
+		'queue.fail(bigint,uuid,text,boolean,interval)',
+		'queue.fail_many(bigint[],uuid[],text[],boolean,interval)',
+		'queue.extend(bigint,uuid,interval)',
+		'queue.release(bigint,uuid,interval)',
+		'queue.backoff_delay(jsonb,integer,interval)',
+		'queue.get_job(bigint)',
+		'queue.list_queues()'];
+	monitor text[] := ARRAY[
+		'queue.list_queues()',
+		'queue.list_topics()',
+		'queue._saga_stale_completions(integer)',
+		'queue._throughput()',
+		'queue._waiting_claims(integer)',
+		'queue._worker_status()'];
+	admin text[] := ARRAY[
+		'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean,boolean)',
+		'queue.alter_queue(text,integer,jsonb,interval,interval,interval)',
+		'queue.pause_queue(text)',
+		'queue.resume_queue(text)',
+		'queue.purge_queue(text)',
+		'queue.drop_queue(text,boolean)',
+		'queue.list_jobs(text,text,integer,bigint)',
+		'queue.list_dead(text,integer,bigint)',
+		'queue.cancel_job(bigint)',
+		'queue.delete_job(bigint)',
+		'queue.reschedule_job(bigint,timestamptz)',
+		'queue.redrive(bigint)',
+		'queue.redrive(text,bigint[])',
+		'queue.prune(integer)',
+		'queue.expire_leases(integer)',
+		'queue.create_topic(text,interval,boolean)',
+		'queue.drop_topic(text,boolean)',
+		'queue.subscribe(text,text,text)',
+		'queue.unsubscribe(text,text,text)',
+		'queue.list_subscriptions(text)',
+		'queue.get_event(bigint)',
+		'queue.retry_dead_events(text,bigint[])',
+		'queue.prune_events(integer)',
+		'queue.relay(integer)',
+		'queue.define_saga(text,jsonb,interval)',
+		'queue.list_sagas()',
+		'queue.cancel_saga(bigint)',
+		'queue.retry_saga_compensation(bigint)',
+		'queue.expire_saga_deadlines(integer)',
+		'queue.saga_timeline(bigint)',
+		'queue.stuck_sagas(interval)'];
+	names text[];
+BEGIN
+	CASE access
+		WHEN 'producer' THEN names := producer;
+		WHEN 'consumer' THEN names := consumer;
+		WHEN 'monitor' THEN names := monitor;
+		WHEN 'admin' THEN names := admin || producer || consumer || monitor;
+		ELSE
+			RAISE EXCEPTION 'unknown access level "%"', access
+				USING ERRCODE = '22023',
+					  HINT = 'Use producer, consumer, monitor or admin.';
+	END CASE;
+	RETURN QUERY SELECT DISTINCT f::regprocedure FROM unnest(names) f;
+END;
+$$;
+
+-- As the install script does for every function (90_privileges.sql).
+REVOKE ALL ON FUNCTION queue._queue_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[]) FROM PUBLIC;
+
+-- Roles given consumer or admin access under 0.1.0 get the new function,
+-- as grant_access would give it now.
+DO $$
+DECLARE
+	r regrole;
+BEGIN
+	FOR r IN
+		SELECT DISTINCT g.role_oid::regrole
+		  FROM queue.access_grant g
+		 WHERE g.access IN ('consumer', 'admin')
+		   AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid = g.role_oid)
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[]) TO %s', r);
+	END LOOP;
+END;
+$$;
