@@ -22,6 +22,10 @@
 #                      second transaction; 8 and 2 clients.  Baseline: DELETE
 #                      ... FOR UPDATE SKIP LOCKED LIMIT 1, one commit, no lease
 #   claim_complete_50  the same 50 jobs at a time (complete_many)
+#   complete_and_claim_1, complete_and_claim_50
+#                      the leased path in one call per turn: complete_and_claim
+#                      completes the jobs the previous call claimed and claims
+#                      the next 1 or 50, one commit; 8 and 2 clients
 # The drain workloads start from a fresh backlog, sized from a short probe
 # run so that it lasts the whole run (at least --backlog jobs).  Jobs done are
 # counted in the tables (completed jobs in queue.job_archive, rows gone from
@@ -182,8 +186,9 @@ completed() {
 # pgbench_run SCRIPT CLIENTS SECONDS: runs pgbench; sets txns, tps, seconds.
 pgbench_run() {
     local script=$1 clients=$2 secs=$3 rc=0
+    # -D: complete_and_claim_*.sql start with nothing to complete
     pgbench -n -M prepared -f "$here/bench/$script" -c "$clients" -j $((clients < 2 ? clients : 2)) \
-        -T "$secs" >"$log" 2>&1 || rc=$?
+        -T "$secs" -D 'ids={}' -D 'tokens={}' >"$log" 2>&1 || rc=$?
     pgbench_check "$log" "$rc" "$script"
 }
 
@@ -288,6 +293,8 @@ workloads=(
     "enqueue_batch enqueue 100 8 enqueue_batch.sql baseline_enqueue_batch.sql 1"
     "claim_complete_1 drain 1 8,2 claim_complete_1.sql baseline_claim_delete_1.sql 2"
     "claim_complete_50 drain 50 8,2 claim_complete_50.sql baseline_claim_delete_50.sql 2"
+    "complete_and_claim_1 drain 1 8,2 complete_and_claim_1.sql baseline_claim_delete_1.sql 1"
+    "complete_and_claim_50 drain 50 8,2 complete_and_claim_50.sql baseline_claim_delete_50.sql 1"
 )
 passes=(async)
 [ $sync_pass = 0 ] || passes+=(sync)
@@ -523,8 +530,10 @@ setting_list=$(IFS=,; echo "${settings[*]}" | sed 's/,/, /g')
     echo "jobs/s: mean over rounds (min-max); commits/job: commits per job done."
     echo "Baseline: one table \`bench_naive(id bigserial primary key, payload jsonb)\`; enqueue = INSERT,"
     echo "claim = \`DELETE ... WHERE id = ANY(ARRAY(SELECT id ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED))\`,"
-    echo "one commit per call, no lease, no retries, no history.  The queue drain is the leased two-step"
-    echo "path: claim (commit), then complete with the lease tokens (commit)."
+    echo "one commit per call, no lease, no retries, no history.  The queue drains on its leased path:"
+    echo "claim (commit), then complete with the lease tokens (commit); or, in the complete_and_claim"
+    echo "rows, one call per turn that completes the jobs the previous call claimed and claims the next"
+    echo "(one commit)."
     echo
 } >"$md"
 for pass in "${passes[@]}"; do
@@ -560,13 +569,15 @@ SELECT line FROM (
                       WHEN 'enqueue_batch' THEN 'enqueue_many, 100 jobs per call'
                       WHEN 'claim_complete_1' THEN 'claim 1 + complete'
                       WHEN 'claim_complete_50' THEN 'claim 50 + complete_many'
+                      WHEN 'complete_and_claim_1' THEN 'complete_and_claim, batch 1'
+                      WHEN 'complete_and_claim_50' THEN 'complete_and_claim, batch 50'
                       ELSE q.workload END,
                   q.clients, q.rate_text, q.cpj_text, b.rate_text, b.cpj_text,
                   to_char(q.rate / nullif(b.rate, 0), 'FM990.00'))
       FROM num q JOIN num b USING (workload, clients)
      WHERE q.system = 'queue' AND b.system = 'baseline'
 ) t
-ORDER BY ord, array_position(ARRAY['enqueue', 'enqueue_batch', 'claim_complete_1', 'claim_complete_50'], wl), cl;
+ORDER BY ord, array_position(ARRAY['enqueue', 'enqueue_batch', 'claim_complete_1', 'claim_complete_50', 'complete_and_claim_1', 'complete_and_claim_50'], wl), cl;
 SQL
 done
 if [ "$(q "SELECT bool_or(ran_dry) FROM bench_result")" = t ]; then
@@ -698,7 +709,8 @@ SELECT jsonb_pretty(jsonb_build_object(
     'smoke', :'smoke' = '1',
     'summary', (
         SELECT jsonb_agg(s ORDER BY s.pass, array_position(ARRAY['enqueue', 'enqueue_batch',
-                         'claim_complete_1', 'claim_complete_50'], s.workload), s.clients DESC)
+                         'claim_complete_1', 'claim_complete_50', 'complete_and_claim_1',
+                         'complete_and_claim_50'], s.workload), s.clients DESC)
           FROM (SELECT q.pass, q.workload, q.batch, q.clients,
                        round(q.rate::numeric, 1) AS queue_jobs_per_s,
                        round(q.cpj::numeric, 4) AS queue_commits_per_job,

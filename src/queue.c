@@ -52,10 +52,12 @@
 
 #include <math.h>
 
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
+#include "utils/rel.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -177,6 +179,8 @@ queue_cache_callback(Datum arg, Oid relid)
 		hash_destroy(queue_cache);
 		queue_cache = NULL;
 	}
+	/* found again at the next store: DROP EXTENSION may be why we are here */
+	queue_cache_relid = InvalidOid;
 }
 
 /*
@@ -205,6 +209,35 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 }
 
 /*
+ * queue_cache_trigger_enabled
+ *		Whether queue.queue has its trigger queue_changed, enabled.  Without
+ *		it (a schema of 0.1.0 not yet updated, or the trigger disabled) a
+ *		change to a queue would not reach the caches, so nothing is cached.
+ *		Adding, dropping or disabling the trigger invalidates queue.queue,
+ *		which empties the cache, so the answer is asked again then.
+ */
+static bool
+queue_cache_trigger_enabled(void)
+{
+	Relation	rel = relation_open(queue_cache_relid, AccessShareLock);
+	bool		found = false;
+
+	if (rel->trigdesc != NULL)
+	{
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+		{
+			Trigger    *t = &rel->trigdesc->triggers[i];
+
+			if (strcmp(t->tgname, "queue_changed") == 0 &&
+				t->tgenabled != TRIGGER_DISABLED)
+				found = true;
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * queue_cache_store
  *		Keeps a row read from queue.queue, unless an invalidation arrived
  *		since the generation the reader saw before its query.
@@ -214,7 +247,7 @@ queue_cache_store(const char *name, const QueueInfo *info, uint64 generation)
 {
 	QueueCacheEntry *entry;
 
-	if (generation != queue_cache_generation || strlen(name) > QUEUE_NAME_MAXLEN)
+	if (strlen(name) > QUEUE_NAME_MAXLEN)
 		return;
 	if (!OidIsValid(queue_cache_relid))
 	{
@@ -226,12 +259,17 @@ queue_cache_store(const char *name, const QueueInfo *info, uint64 generation)
 	{
 		HASHCTL		ctl;
 
+		if (!queue_cache_trigger_enabled())
+			return;
 		ctl.keysize = QUEUE_NAME_MAXLEN + 1;
 		ctl.entrysize = sizeof(QueueCacheEntry);
 		ctl.hcxt = CacheMemoryContext;
 		queue_cache = hash_create("queue lookup cache", 16, &ctl,
 								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	/* last: the trigger check above may have accepted invalidations */
+	if (generation != queue_cache_generation || queue_cache == NULL)
+		return;
 	entry = hash_search(queue_cache, name, HASH_ENTER, NULL);
 	entry->info = *info;
 }
