@@ -283,10 +283,12 @@ peers_report() {
         echo "\`--save '' --appendonly no\`), so it neither fsyncs nor replicates: a reference, not a peer"
         echo "in durability. The systems take turns in each round (one further each round). Drivers:"
         echo
-        echo "- **queue (pgbench)**: the rows above (\`bench/*.sql\`; drains from a backlog sized to outlast the run)."
+        echo "- **queue (pgbench)**: the rows above (\`bench/*.sql\`; drains from a backlog sized to outlast the run);"
+        echo "  the drain cells are the \`complete_and_claim\` rows (one call per turn, the documented worker loop)."
         echo "- **queue (Node pg)**: this extension from a plain Node.js loop with \`pg\` (\`bench/node/bench.js\`),"
         echo "  like-for-like with the Node libraries: N async loops, each its own connection, \`queue.enqueue\` /"
-        echo "  \`enqueue_many\`, \`claim(batch)\` then \`complete\` / \`complete_many\` with the tokens."
+        echo "  \`enqueue_many\`; workers loop on \`complete_and_claim(batch)\` with the tokens of the last turn"
+        echo "  (and, in the wake-up workload, \`claim(..., wait)\` when it finds nothing)."
         echo "- **pg-boss**: \`send\` / \`insert\` (100 per call); drain with its documented \`fetch(name, {batchSize})\`"
         echo "  + \`complete(name, ids)\` JS API, N loops sharing its pool (not \`work()\`, which sleeps"
         echo "  \`pollingIntervalSeconds\` >= 0.5 s between polls)."
@@ -309,11 +311,14 @@ peers_report() {
     } >>"$md"
     psql -X -q -At -v ON_ERROR_STOP=1 >>"$md" <<SQL
 WITH r AS (
-    SELECT pass, workload, clients, batch, system, avg(jobs_per_s) AS rate, min(jobs_per_s) AS lo,
+    -- queue (pgbench) drains through complete_and_claim, its one-call path
+    SELECT pass, replace(workload, 'complete_and_claim_', 'claim_complete_') AS workload,
+           clients, batch, system, avg(jobs_per_s) AS rate, min(jobs_per_s) AS lo,
            max(jobs_per_s) AS hi, avg(commits_per_job) AS cpj, avg(redis_cmds_per_job) AS cmds,
            bool_or(ran_dry) AS dry, count(*) AS runs
       FROM bench_result
-     WHERE pass = 'peers' OR (pass = 'async' AND system = 'queue')
+     WHERE pass = 'peers'
+        OR (pass = 'async' AND system = 'queue' AND workload NOT LIKE 'claim_complete_%')
      GROUP BY 1, 2, 3, 4, 5
 ), cell AS (
     SELECT workload, clients, batch, system,

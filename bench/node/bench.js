@@ -7,7 +7,7 @@
 // SYSTEM:   pgboss (pg-boss: send/insert, fetch + complete),
 //           graphile (graphile-worker: addJob/addJobs, run() with concurrency),
 //           bullmq (BullMQ on Redis: add/addBulk, Worker with concurrency),
-//           queue (this extension through pg: enqueue/enqueue_many, claim + complete)
+//           queue (this extension through pg: enqueue/enqueue_many, complete_and_claim)
 // WORKLOAD: enqueue        CLIENTS loops, BATCH jobs per call, for SECONDS
 //           drain          BACKLOG jobs preloaded, then CLIENTS workers take BATCH
 //                          jobs at a time until the backlog is gone (or SECONDS)
@@ -186,24 +186,34 @@ async function bullmq() {
 async function queueExt() {
     const pool = new pg.Pool({ ...pgConf, max: Math.max(clients + 2, 10) });
     let stop = false; const loops = [];
+    // The documented worker loop: complete_and_claim completes the jobs the
+    // last turn claimed and claims the next ones (one round trip, one
+    // commit); when it finds none, a claim with a wait sleeps until work
+    // arrives (wake), or the loop ends (drain).
     const claimLoop = async (w, b, wait, onJob) => {
         const c = await pool.connect();
+        let held = [];
         try {
             while (!stop) {
-                const r = await c.query({
-                    name: 'claim', text: wait
-                        ? `SELECT job_id, lease_token, payload FROM queue.claim($1, $2, $3, wait => '1 second')`
-                        : `SELECT job_id, lease_token FROM queue.claim($1, $2, $3)`,
-                    values: [QUEUE, 'node-' + w, b] });
-                if (r.rows.length === 0) { if (wait) continue; return; }
-                if (onJob) for (const row of r.rows) onJob(row.payload);
-                if (r.rows.length === 1) {
-                    await c.query({ name: 'complete', text: 'SELECT queue.complete($1, $2)',
-                                    values: [r.rows[0].job_id, r.rows[0].lease_token] });
-                } else {
-                    await c.query({ name: 'complete_many', text: 'SELECT queue.complete_many($1::bigint[], $2::uuid[])',
-                                    values: [r.rows.map((x) => x.job_id), r.rows.map((x) => x.lease_token)] });
+                let r = await c.query({
+                    name: 'complete_and_claim',
+                    text: 'SELECT job_id, lease_token, payload FROM queue.complete_and_claim($1::bigint[], $2::uuid[], $3, $4, $5)',
+                    values: [held.map((x) => x.job_id), held.map((x) => x.lease_token), QUEUE, 'node-' + w, b] });
+                held = [];
+                if (r.rows.length === 0) {
+                    if (!wait) return;
+                    r = await c.query({
+                        name: 'claim',
+                        text: `SELECT job_id, lease_token, payload FROM queue.claim($1, $2, $3, wait => '1 second')`,
+                        values: [QUEUE, 'node-' + w, b] });
+                    if (r.rows.length === 0) continue;
                 }
+                if (onJob) for (const row of r.rows) onJob(row.payload);
+                held = r.rows;
+            }
+            if (held.length > 0) {
+                await c.query({ name: 'complete_many', text: 'SELECT queue.complete_many($1::bigint[], $2::uuid[])',
+                                values: [held.map((x) => x.job_id), held.map((x) => x.lease_token)] });
             }
         } finally { c.release(); }
     };
