@@ -401,7 +401,7 @@ SQL
                      r->>'jobs_per_s', r->>'target_rate', r->>'jobs', r->>'received',
                      r->>'p50_ms', r->>'p95_ms', r->>'p99_ms', r->>'max_ms',
                      CASE variant WHEN 'queue-node' THEN 'waiting claim' WHEN 'graphile-worker' THEN 'LISTEN/NOTIFY'
-                                  WHEN 'bullmq' THEN 'blocking Redis command' ELSE 'polling, 0.5 s' END)
+                                  WHEN 'bullmq' THEN 'blocking Redis command' ELSE 'polling every 0.5 s, up to 100 jobs a poll' END)
          FROM (SELECT variant, result AS r FROM bench_extra WHERE workload = 'wake_peer' ORDER BY ctid) x" >>"$md"
     echo "| PgQ | n/a | | | | | | | ticker |" >>"$md"
     {

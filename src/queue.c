@@ -210,9 +210,11 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 
 /*
  * queue_cache_trigger_enabled
- *		Whether queue.queue has its trigger queue_changed, enabled.  Without
- *		it (a schema of 0.1.0 not yet updated, or the trigger disabled) a
- *		change to a queue would not reach the caches, so nothing is cached.
+ *		Whether queue.queue has its trigger queue_changed, enabled ALWAYS.
+ *		Without it (a schema of 0.1.0 not yet updated, the trigger disabled,
+ *		or enabled for origin sessions only, so that it would miss changes
+ *		made under session_replication_role = replica) a change to a queue
+ *		might not reach the caches, so nothing is cached.
  *		Adding, dropping or disabling the trigger invalidates queue.queue,
  *		which empties the cache, so the answer is asked again then.
  */
@@ -229,7 +231,7 @@ queue_cache_trigger_enabled(void)
 			Trigger    *t = &rel->trigdesc->triggers[i];
 
 			if (strcmp(t->tgname, "queue_changed") == 0 &&
-				t->tgenabled != TRIGGER_DISABLED)
+				t->tgenabled == TRIGGER_FIRES_ALWAYS)
 				found = true;
 		}
 	}

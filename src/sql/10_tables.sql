@@ -39,10 +39,14 @@ ALTER SEQUENCE queue.queue_id_seq OWNED BY queue.queue.id;
 
 COMMENT ON TABLE queue.queue IS 'queues and their settings';
 
--- Backends cache the queues they look up; this keeps the caches true.
+-- Backends cache the queues they look up; this keeps the caches true.  It
+-- fires ALWAYS, also under session_replication_role = replica (a logical
+-- replication apply, a restore), since a change made there must reach the
+-- caches too.
 CREATE TRIGGER queue_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue.queue
 	FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed();
+ALTER TABLE queue.queue ENABLE ALWAYS TRIGGER queue_changed;
 
 CREATE SEQUENCE queue.job_id_seq;
 

@@ -30,10 +30,14 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'queue_cache_invalidate_trigger'
 LANGUAGE C;
 
--- Backends cache the queues they look up; this keeps the caches true.
+-- Backends cache the queues they look up; this keeps the caches true.  It
+-- fires ALWAYS, also under session_replication_role = replica (a logical
+-- replication apply, a restore), since a change made there must reach the
+-- caches too.
 CREATE TRIGGER queue_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue.queue
 	FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed();
+ALTER TABLE queue.queue ENABLE ALWAYS TRIGGER queue_changed;
 
 -- complete_many, then claim without a wait, in one statement: a worker's
 -- loop in one round trip and one commit.
@@ -166,3 +170,16 @@ BEGIN
 	END LOOP;
 END;
 $$;
+
+-- The GRANTs above ran inside ALTER EXTENSION, so PostgreSQL recorded them
+-- in pg_init_privs as the function's initial privileges, which pg_dump
+-- leaves out of a dump: a restore would lose them.  Record what a fresh
+-- install records, the owner's EXECUTE alone, so that pg_dump dumps the
+-- grants to the roles like those grant_access makes.
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = ARRAY[pg_catalog.makeaclitem(p.proowner, p.proowner, 'EXECUTE', false)]
+  FROM pg_catalog.pg_proc p
+ WHERE p.oid = 'queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[])'::pg_catalog.regprocedure
+   AND i.objoid = p.oid
+   AND i.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+   AND i.objsubid = 0;

@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(282);
+SELECT plan(294);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -34,6 +34,7 @@ SELECT functions_are('queue', ARRAY[
     '_lock_queue_name',
     '_lock_topic_name',
     '_promote_groups',
+    '_queue_changed',
     '_queue_id',
     '_redrive',
     '_reset_stats',
@@ -60,6 +61,7 @@ SELECT functions_are('queue', ARRAY[
     'claim',
     'complete',
     'complete_many',
+    'complete_and_claim',
     'create_queue',
     'create_topic',
     'define_saga',
@@ -102,7 +104,7 @@ SELECT functions_are('queue', ARRAY[
     'subscribe',
     'unsubscribe']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          81, 'schema queue has 81 functions (redrive is overloaded)');
+          83, 'schema queue has 83 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -122,6 +124,8 @@ SELECT has_function('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[
 SELECT function_returns('queue', 'complete', ARRAY['bigint', 'uuid', 'jsonb']::name[], 'void', 'queue.complete(bigint, uuid, jsonb) returns void');
 SELECT has_function('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'function queue.complete_many(bigint[], uuid[], jsonb[]) exists');
 SELECT function_returns('queue', 'complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[], 'integer', 'queue.complete_many(bigint[], uuid[], jsonb[]) returns integer');
+SELECT has_function('queue', 'complete_and_claim', ARRAY['bigint[]', 'uuid[]', 'text', 'text', 'integer', 'interval', 'jsonb[]']::name[], 'function queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[]) exists');
+SELECT function_returns('queue', 'complete_and_claim', ARRAY['bigint[]', 'uuid[]', 'text', 'text', 'integer', 'interval', 'jsonb[]']::name[], 'setof record', 'queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[]) returns setof record');
 SELECT has_function('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean', 'boolean']::name[], 'function queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean, boolean) exists');
 SELECT function_returns('queue', 'create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean', 'boolean']::name[], 'integer', 'queue.create_queue(text, integer, jsonb, interval, interval, interval, boolean, boolean) returns integer');
 SELECT has_function('queue', 'delete_job', ARRAY['bigint']::name[], 'function queue.delete_job(bigint) exists');
@@ -184,6 +188,8 @@ SELECT has_function('queue', '_lock_queue_name', ARRAY['text']::name[], 'functio
 SELECT function_returns('queue', '_lock_queue_name', ARRAY['text']::name[], 'void', 'queue._lock_queue_name(text) returns void');
 SELECT has_function('queue', '_queue_id', ARRAY['text']::name[], 'function queue._queue_id(text) exists');
 SELECT function_returns('queue', '_queue_id', ARRAY['text']::name[], 'integer', 'queue._queue_id(text) returns integer');
+SELECT has_function('queue', '_queue_changed', ARRAY[]::name[], 'function queue._queue_changed() exists');
+SELECT function_returns('queue', '_queue_changed', ARRAY[]::name[], 'trigger', 'queue._queue_changed() returns trigger');
 SELECT has_function('queue', '_redrive', ARRAY['bigint[]']::name[], 'function queue._redrive(bigint[]) exists');
 SELECT function_returns('queue', '_redrive', ARRAY['bigint[]']::name[], 'bigint', 'queue._redrive(bigint[]) returns bigint');
 SELECT has_function('queue', '_wake', ARRAY['integer']::name[], 'function queue._wake(integer) exists');
@@ -284,6 +290,9 @@ SELECT set_eq(
         ('complete_many',
          'job_ids bigint[], lease_tokens uuid[], results jsonb[] DEFAULT NULL::jsonb[]',
          'integer'),
+        ('complete_and_claim',
+         'job_ids bigint[], lease_tokens uuid[], queue text, worker text, batch_size integer DEFAULT 1, lease interval DEFAULT NULL::interval, results jsonb[] DEFAULT NULL::jsonb[]',
+         'TABLE(job_id bigint, lease_token uuid, payload jsonb, headers jsonb, attempt integer, max_attempts integer, priority integer, dedup_key text, enqueued_at timestamp with time zone, lease_expires_at timestamp with time zone)'),
         ('create_queue',
          'name text, max_attempts integer DEFAULT 5, retry_policy jsonb DEFAULT ''{}''::jsonb, lease_timeout interval DEFAULT ''00:00:30''::interval, retention interval DEFAULT ''1 day''::interval, dead_retention interval DEFAULT ''30 days''::interval, if_not_exists boolean DEFAULT false, ordered boolean DEFAULT false',
          'integer'),
@@ -377,6 +386,9 @@ SELECT set_eq(
         ('_queue_id',
          'queue_name text',
          'integer'),
+        ('_queue_changed',
+         '',
+         'trigger'),
         ('_redrive',
          'ids bigint[]',
          'bigint'),
@@ -524,6 +536,7 @@ SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, a
        ('claim', ARRAY['text', 'text', 'integer', 'interval', 'interval']::name[]),
        ('complete', ARRAY['bigint', 'uuid', 'jsonb']::name[]),
        ('complete_many', ARRAY['bigint[]', 'uuid[]', 'jsonb[]']::name[]),
+       ('complete_and_claim', ARRAY['bigint[]', 'uuid[]', 'text', 'text', 'integer', 'interval', 'jsonb[]']::name[]),
        ('create_queue', ARRAY['text', 'integer', 'jsonb', 'interval', 'interval', 'interval', 'boolean', 'boolean']::name[]),
        ('delete_job', ARRAY['bigint']::name[]),
        ('drop_queue', ARRAY['text', 'boolean']::name[]),
@@ -577,6 +590,7 @@ SELECT isnt_definer('queue', f, a, format('queue.%s(%s) is not SECURITY DEFINER'
        ('_lock_idle_job', ARRAY['bigint', 'text']::name[]),
        ('_lock_queue_name', ARRAY['text']::name[]),
        ('_queue_id', ARRAY['text']::name[]),
+       ('_queue_changed', ARRAY[]::name[]),
        ('_redrive', ARRAY['bigint[]']::name[]),
        ('_wake', ARRAY['integer']::name[]),
        ('_count_outcome', ARRAY['integer', 'bigint', 'bigint']::name[]),
@@ -609,6 +623,7 @@ SELECT set_eq(
           'queue.claim(text,text,integer,interval,interval)',
           'queue.complete(bigint,uuid,jsonb)',
           'queue.complete_many(bigint[],uuid[],jsonb[])',
+          'queue.complete_and_claim(bigint[],uuid[],text,text,integer,interval,jsonb[])',
           'queue.create_queue(text,integer,jsonb,interval,interval,interval,boolean,boolean)',
           'queue.delete_job(bigint)',
           'queue.drop_queue(text,boolean)',
@@ -676,7 +691,30 @@ SELECT is_empty(
        WHERE p.pronamespace = 'queue'::regnamespace
          AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']
          AND NOT (l.lanname = 'c' AND p.proname LIKE '\_%' AND NOT p.prosecdef)$$,
-    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _lock_topic_name, _promote_groups, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status, _saga_stale_completions: no SQL) may leave search_path alone');
+    'only internal C helpers (_check_name, _check_retry_policy, _lock_queue_name, _lock_topic_name, _promote_groups, _queue_changed, _wake, _count_outcome, _reset_stats, _throughput, _waiting_claims, _worker_status, _saga_stale_completions: no SQL) may leave search_path alone');
+
+-- complete_and_claim (0.2.0): a C entry point like claim, SECURITY DEFINER
+-- with search_path pinned, not strict (it raises on NULLs), one row
+-- expected.  _queue_changed: the C trigger function that keeps the
+-- backends' queue lookup caches true; an internal helper, not a definer.
+SELECT set_eq(
+    $$SELECT p.proname::text, l.lanname::text, p.provolatile::text, p.proisstrict, p.proretset,
+             p.prosecdef, p.prorows::int, p.proconfig
+        FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'queue'::regnamespace
+         AND p.proname IN ('complete_and_claim', '_queue_changed')$$,
+    $$VALUES ('complete_and_claim', 'c', 'v', false, true, true, 1,
+              ARRAY['search_path=pg_catalog, pg_temp']),
+             ('_queue_changed', 'c', 'v', false, false, false, 0, NULL::text[])$$,
+    'complete_and_claim: C, volatile, not strict, set-returning, SECURITY DEFINER, ROWS 1, search_path pinned; _queue_changed: C, volatile, no settings');
+SELECT trigger_is('queue', 'queue', 'queue_changed', 'queue', '_queue_changed',
+                  'trigger queue_changed on queue.queue calls queue._queue_changed()');
+SELECT is(pg_get_triggerdef(t.oid),
+          'CREATE TRIGGER queue_changed AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON queue.queue FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed()',
+          'queue_changed fires after every kind of change to queue.queue, once per statement')
+  FROM pg_trigger t WHERE t.tgrelid = 'queue.queue'::regclass AND t.tgname = 'queue_changed';
+SELECT throws_ok('SELECT queue._queue_changed()', '39P01', 'queue._queue_changed() must be called as a trigger',
+                 'queue._queue_changed() cannot be called except as a trigger');
 
 -- The internal C functions of the monitoring release: language, volatility
 -- and strictness (_reset_stats takes NULL: every counter of the database).
@@ -762,7 +800,8 @@ SELECT ok(NOT has_function_privilege('public', f, 'EXECUTE'), f || ' is not exec
                     'queue._saga_stale_completions(integer)',
                     'queue._saga_job_settled(bigint,integer,boolean,bigint,integer,text,jsonb,text)',
                     'queue._saga_step_retrying(bigint)', 'queue.start_saga(text,jsonb,text)',
-                    'queue.define_saga(text,jsonb,interval)']) f;
+                    'queue.define_saga(text,jsonb,interval)', 'queue._queue_changed()',
+                    'queue.complete_and_claim(bigint[],uuid[],text,text,integer,interval,jsonb[])']) f;
 SELECT is_empty(
     $$SELECT p.oid::regprocedure, a.grantee::regrole, a.privilege_type
         FROM pg_proc p, aclexplode(p.proacl) a

@@ -20,7 +20,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(308);
+SELECT plan(320);
 
 -- ======================================================================
 -- Roles and grants
@@ -70,6 +70,7 @@ SELECT set_eq(
     ARRAY['queue.claim(text,text,integer,interval,interval)',
           'queue.complete(bigint,uuid,jsonb)',
           'queue.complete_many(bigint[],uuid[],jsonb[])',
+          'queue.complete_and_claim(bigint[],uuid[],text,text,integer,interval,jsonb[])',
           'queue.fail(bigint,uuid,text,boolean,interval)',
           'queue.fail_many(bigint[],uuid[],text[],boolean,interval)',
           'queue.extend(bigint,uuid,interval)',
@@ -126,6 +127,18 @@ SELECT is_empty(
                            '_saga_stale_completions')
          AND has_function_privilege(r, p.oid, 'EXECUTE')$$,
     'producer, consumer and nobody may not execute _throughput, _waiting_claims, _worker_status, _saga_stale_completions');
+-- complete_and_claim (0.2.0) belongs to the consumer level (and so to admin);
+-- _queue_changed is the trigger function behind the queue lookup caches:
+-- nobody's to call.
+SELECT set_eq(
+    $$SELECT r FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin', 'qt_nobody', 'public']) r
+       WHERE has_function_privilege(r, 'queue.complete_and_claim(bigint[],uuid[],text,text,integer,interval,jsonb[])', 'EXECUTE')$$,
+    ARRAY['qt_consumer', 'qt_admin'],
+    'exactly consumer and admin may execute complete_and_claim (not producer, monitor, nobody, PUBLIC)');
+SELECT is_empty(
+    $$SELECT r FROM unnest(ARRAY['qt_producer', 'qt_consumer', 'qt_monitor', 'qt_admin', 'qt_nobody', 'public']) r
+       WHERE has_function_privilege(r, 'queue._queue_changed()', 'EXECUTE')$$,
+    'no level (nor PUBLIC) may execute the trigger function _queue_changed');
 
 SELECT set_eq(
     $$SELECT r, c.oid::regclass::text, p
@@ -179,6 +192,11 @@ SELECT queue.enqueue('qt_c', '{"c": 1}', priority => 100) AS c1 \gset
 SELECT queue.enqueue('qt_c', '{"c": 2}', priority => 90) AS c2 \gset
 SELECT queue.enqueue('qt_c', '{"c": 3}', priority => 80) AS c3 \gset
 SELECT queue.enqueue('qt_c', '{"c": 4}', priority => 70) AS c4 \gset
+-- complete_and_claim's queue, in the same certain order
+SELECT queue.create_queue('qt_cc') AS qt_cc_id \gset
+SELECT queue.enqueue('qt_cc', '{"cc": 1}', priority => 100) AS cc1 \gset
+SELECT queue.enqueue('qt_cc', '{"cc": 2}', priority => 90) AS cc2 \gset
+SELECT queue.enqueue('qt_cc', '{"cc": 3}', priority => 80) AS cc3 \gset
 -- a queue whose only job is an hour away: a waiting claim finds nothing
 SELECT queue.create_queue('qt_w') AS qt_w_id \gset
 SELECT queue.enqueue('qt_w', '{"w": 1}', delay => '1 hour') AS w1 \gset
@@ -207,6 +225,8 @@ SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
                  'nobody cannot claim');
 SELECT throws_ok(format('SELECT * FROM queue.get_job(%s)', :job1), '42501', NULL,
                  'nobody cannot get_job');
+SELECT throws_ok($$SELECT * FROM queue.complete_and_claim('{}', '{}', 'qt_cc', 'w')$$, '42501', NULL,
+                 'nobody cannot complete_and_claim');
 SELECT throws_ok($$SELECT * FROM queue.list_queues()$$, '42501', NULL,
                  'nobody cannot list_queues');
 SELECT throws_ok($$SELECT queue.create_queue('qt_nobody_q')$$, '42501', NULL,
@@ -258,6 +278,8 @@ SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
                  'producer cannot claim');
 SELECT throws_ok(format('SELECT queue.complete(%s, %L)', :job1, gen_random_uuid()), '42501', NULL,
                  'producer cannot complete');
+SELECT throws_ok($$SELECT * FROM queue.complete_and_claim('{}', '{}', 'qt_cc', 'w')$$, '42501', NULL,
+                 'producer cannot complete_and_claim');
 SELECT throws_ok(format('SELECT queue.fail(%s, %L, %L)', :job1, gen_random_uuid(), 'x'), '42501', NULL,
                  'producer cannot fail');
 SELECT throws_ok(format('SELECT queue.extend(%s, %L)', :job1, gen_random_uuid()), '42501', NULL,
@@ -368,6 +390,21 @@ SELECT is((SELECT count(*)::int FROM queue.fail_many(ARRAY[:cjob]::bigint[],
                                                      ARRAY[:'ctok']::uuid[], ARRAY['boom'])),
           1, 'consumer can fail_many');
 SELECT lives_ok($$SELECT queue.backoff_delay('{}', 1)$$, 'consumer can call backoff_delay');
+-- complete_and_claim: the first call (empty arrays) only claims; the next
+-- completes that job and claims the next one
+\set ccj1 NULL
+SELECT job_id AS ccj1, lease_token AS cct1
+  FROM queue.complete_and_claim('{}', '{}', 'qt_cc', 'qt-worker') \gset
+SELECT is(:ccj1::bigint, :cc1::bigint, 'consumer can complete_and_claim (empty arrays: a claim)');
+\set ccj2 NULL
+SELECT job_id AS ccj2, lease_token AS cct2
+  FROM queue.complete_and_claim(ARRAY[:ccj1]::bigint[], ARRAY[:'cct1']::uuid[], 'qt_cc', 'qt-worker',
+                                results => ARRAY['{"cc": "done"}']::jsonb[]) \gset
+SELECT is(:ccj2::bigint, :cc2::bigint,
+          'consumer''s complete_and_claim completes its job and claims the next');
+SELECT throws_ok(format('SELECT * FROM queue.complete_and_claim(ARRAY[%s]::bigint[], ARRAY[%L]::uuid[], %L, %L)',
+                        :ccj2, gen_random_uuid(), 'qt_cc', 'qt-worker'),
+                 'QU001', NULL, 'consumer''s complete_and_claim with a stale token is QU001');
 SELECT is((SELECT count(*)::int FROM queue.claim('qt_w', 'qt-worker', 1, wait => '20 milliseconds')),
           0, 'consumer can claim with a wait (nothing due: the wait ends empty)');
 SELECT is((SELECT payload FROM queue.get_job(:c1)), '{"c": 1}'::jsonb, 'consumer can get_job');
@@ -409,6 +446,10 @@ SELECT throws_ok($$SELECT queue.relay()$$, '42501', NULL, 'consumer cannot relay
 SELECT throws_ok(format('SELECT queue._promote_groups(%s, ARRAY[%L])', :qt_o_id, 'g'), '42501', NULL,
                  'consumer cannot call queue._promote_groups');
 RESET ROLE;
+SELECT set_eq(format($$SELECT id, state, result FROM queue.jobs WHERE queue = 'qt_cc'$$),
+              format($$VALUES (%s::bigint, 'completed', '{"cc": "done"}'::jsonb), (%s, 'running', NULL),
+                              (%s, 'ready', NULL)$$, :cc1, :cc2, :cc3),
+              'the consumer''s complete_and_claim calls show in queue.jobs (the stale one changed nothing)');
 SELECT set_eq(format($$SELECT id, state FROM queue.jobs WHERE queue = 'qt_c'$$),
               format($$VALUES (%s::bigint, 'completed'), (%s, 'retrying'), (%s, 'completed'),
                               (%s, 'retrying')$$, :c1, :c2, :c3, :c4),
@@ -439,6 +480,8 @@ SELECT throws_ok($$SELECT payload FROM queue.job_archive$$, '42501', NULL,
                  'monitor cannot read payloads from queue.job_archive');
 SELECT throws_ok($$SELECT * FROM queue.claim('qt_q', 'w')$$, '42501', NULL,
                  'monitor cannot claim');
+SELECT throws_ok($$SELECT * FROM queue.complete_and_claim('{}', '{}', 'qt_cc', 'w')$$, '42501', NULL,
+                 'monitor cannot complete_and_claim');
 SELECT throws_ok($$SELECT queue.enqueue('qt_q', '{}')$$, '42501', NULL,
                  'monitor cannot enqueue');
 SELECT throws_ok($$SELECT queue.pause_queue('qt_q')$$, '42501', NULL,
@@ -600,6 +643,8 @@ SELECT is((SELECT string_agg(event, ',') FROM queue.saga_timeline(:psaga)),
           'started,enqueued,completed,enqueued,cancelled,cancelled,enqueued',
           'admin can read saga_timeline');
 SELECT is((SELECT count(*)::int FROM queue.stuck_sagas('1 hour')), 0, 'admin can call stuck_sagas');
+SELECT is((SELECT count(*)::int FROM queue.complete_and_claim('{}', '{}', 'qt_w', 'qt-admin')), 0,
+          'admin can complete_and_claim (nothing due in qt_w)');
 SELECT throws_ok(format('SELECT queue.retry_saga_compensation(%s)', :psaga), '55000', NULL,
                  'admin can call retry_saga_compensation (55000: the saga needs no attention)');
 SELECT is(queue.expire_saga_deadlines(), 0::bigint, 'admin can expire_saga_deadlines');
@@ -696,6 +741,9 @@ SELECT count(*) AS ewait FROM queue.claim('qt_w', 'evil-worker', 1, wait => '20 
 \set escomp NULL
 SELECT job_id AS esj, lease_token AS est FROM queue.claim('qt_s', 'evil-worker') \gset
 SELECT 'done' AS escomp FROM queue.complete(:esj, :'est', '{"e": true}') \gset
+\set eccj NULL
+SELECT job_id AS eccj FROM queue.complete_and_claim(ARRAY[:ccj2]::bigint[], ARRAY[:'cct2']::uuid[],
+                                                   'qt_cc', 'evil-worker', 1, '1 minute') \gset
 RESET search_path;
 RESET ROLE;
 
@@ -779,6 +827,11 @@ SELECT is(:'eext'::text, 't', 'hostile search_path: consumer extend still works'
 SELECT is(:'efail'::text, 'retrying', 'hostile search_path: consumer fail still works');
 SELECT is(:ecj2::bigint, :e2::bigint, 'hostile search_path: consumer claims the next job');
 SELECT is(:'ecomp'::text, 'done', 'hostile search_path: consumer complete still works');
+SELECT is(:eccj::bigint, :cc3::bigint, 'hostile search_path: consumer complete_and_claim still works');
+SELECT set_eq(format($$SELECT id, state FROM queue.jobs WHERE queue = 'qt_cc'$$),
+              format($$VALUES (%s::bigint, 'completed'), (%s, 'completed'), (%s, 'running')$$,
+                     :cc1, :cc2, :cc3),
+              'hostile search_path: complete_and_claim completed the job and claimed the last one');
 SELECT is(:ewait::int, 0, 'hostile search_path: consumer claim with a wait still works');
 SELECT is(:'emstats'::text, '(4,0,1)', 'hostile search_path: monitor reads queue.queue_stats');
 SELECT is(:emworkers::int, 0, 'hostile search_path: monitor reads queue.workers');
