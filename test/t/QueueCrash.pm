@@ -1,6 +1,6 @@
 # Copyright: the queue extension's authors.
 #
-# QueueCrash: what the crash tests (010, 060, 080) share.  kill -9 of a
+# QueueCrash: what the crash tests (010, 060, 080, 100) share.  kill -9 of a
 # postmaster leaves it to be reaped, and its backends live on until they
 # notice it is gone, holding the old shared memory: a new postmaster on the
 # same data directory refuses to start until all of them are gone.
@@ -14,12 +14,20 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
+# The pid of the node's running postmaster, from postmaster.pid.
+sub postmaster_pid
+{
+	my ($node) = @_;
+	my ($pid) = slurp_file($node->data_dir . '/postmaster.pid') =~ /^(\d+)/;
+	return $pid;
+}
+
 # Kills the node's postmaster with SIGKILL; returns its pid, for
 # wait_for_orphans.
 sub kill9
 {
 	my ($node) = @_;
-	my ($pid) = slurp_file($node->data_dir . '/postmaster.pid') =~ /^(\d+)/;
+	my $pid = postmaster_pid($node);
 	$node->kill9;
 	return $pid;
 }
