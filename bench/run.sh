@@ -2,17 +2,18 @@
 # Throughput of the queue extension against a naive one-table baseline,
 # with pgbench, on a private server.  As root on Debian 12:
 #
-#     bash bench/run.sh              # 20 s per run, 2 rounds (~20 min)
-#     bash bench/run.sh --smoke      # 3 s per run, 1 round, small backlogs (<90 s, CI)
+#     bash bench/run.sh              # 20 s per run, 2 rounds (~30 min)
+#     bash bench/run.sh --smoke      # 3 s per run, 1 round, small backlogs (~2 min, CI)
 #     bash bench/run.sh --peers      # also pg-boss, graphile-worker, PgQ, BullMQ
 #
 # Options: --duration SECONDS, --rounds N, --backlog JOBS (smallest drain
 # backlog), --sync-pass (also run the throughput workloads with
 # synchronous_commit=on), --wake-rate JOBS/S (default 500), --relay-rate
-# EVENTS/S (default 1000), --only LIST (some of core,wake,relay,sagas,backlog,
-# peers; default all but peers), --peers (add peers; installs postgresql-15-pgq3,
-# redis-server and bench/node's npm modules; never with --smoke), --out DIR
-# (default bench/results; --smoke writes to a temp dir).
+# EVENTS/S (default 1000), --snapshot-rate JOBS/S (default 3000), --hold
+# SECONDS (default 180), --only LIST (some of core,wake,relay,sagas,backlog,
+# snapshot,peers; default all but peers), --peers (add peers; installs
+# postgresql-15-pgq3, redis-server and bench/node's npm modules; never with
+# --smoke), --out DIR (default bench/results; --smoke writes to a temp dir).
 #
 # Workloads (bench/*.sql), each run for the queue and for the baseline, the
 # two systems alternating between rounds (queue first in odd rounds):
@@ -50,6 +51,15 @@
 #   backlog   claim 1 + complete (4 clients) at a backlog of 1,000 and of
 #             1,000,000 jobs (--smoke: 10,000), each completion enqueueing a
 #             replacement so the backlog stays put (claim_complete_refill.sql)
+#   snapshot  claim rate under a held snapshot, for the queue and the baseline:
+#             producers enqueue at a steady --snapshot-rate (pgbench -R, 2
+#             clients) while 4 consumers claim 1 + complete as fast as they can
+#             (claim_complete_1.sql; baseline_claim_delete_1.sql), in three
+#             phases: before, during (another session of the database holds a
+#             REPEATABLE READ snapshot for --hold seconds) and after; before and
+#             after last min(--hold, 60) s (--smoke: 3 s each).  Jobs done and
+#             the backlog are sampled every 10 s (--smoke: 1 s) and at each
+#             phase's end; jobs/s per phase, and during / before
 #
 # peers (--peers, bench/peers.sh): the core workloads and the wake-up latency
 # through pg-boss, graphile-worker and BullMQ (their own Node.js APIs,
@@ -63,9 +73,10 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
 smoke=0 duration=20 rounds=2 backlog_min=100000 sync_pass=0 out_dir=
-wake_rate=500 relay_rate=1000 only=core,wake,relay,sagas,backlog peers=0
+wake_rate=500 relay_rate=1000 only=core,wake,relay,sagas,backlog,snapshot peers=0
+snapshot_rate=3000 hold=180
 cmdline="bash bench/run.sh${*:+ $*}"
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) smoke=1 ;;
@@ -76,6 +87,8 @@ while [ $# -gt 0 ]; do
         --out) out_dir=$2; shift ;;
         --wake-rate) wake_rate=$2; shift ;;
         --relay-rate) relay_rate=$2; shift ;;
+        --snapshot-rate) snapshot_rate=$2; shift ;;
+        --hold) hold=$2; shift ;;
         --only) only=$2; shift ;;
         --peers) peers=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -86,12 +99,15 @@ done
 [ $peers = 0 ] || only="$only,peers"
 if [ $smoke = 1 ]; then
     if [[ ",$only," == *",peers,"* ]]; then echo "bench: --peers is not part of --smoke" >&2; exit 2; fi
-    duration=3 rounds=1 backlog_min=20000
+    duration=3 rounds=1 backlog_min=20000 hold=3
     [ -n "$out_dir" ] || out_dir=$(mktemp -d /tmp/queue-bench-results.XXXXXX)
 fi
 [ -n "$out_dir" ] || out_dir=$here/bench/results
+for v in "$snapshot_rate" "$hold"; do
+    [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --snapshot-rate and --hold take a positive integer" >&2; exit 2; }
+done
 for w in ${only//,/ }; do
-    case "$w" in core|wake|relay|sagas|backlog|peers) ;;
+    case "$w" in core|wake|relay|sagas|backlog|snapshot|peers) ;;
         *) echo "bench: unknown workload $w in --only" >&2; exit 2 ;; esac
 done
 wanted() { [[ ",$only," == *",$1,"* ]]; }
@@ -153,6 +169,12 @@ SELECT queue.define_saga('bench3', '[{"name": "s1", "queue": "bench_step1"},
                                      {"name": "s2", "queue": "bench_step2"},
                                      {"name": "s3", "queue": "bench_step3"}]');
 CREATE TABLE bench_extra (ord int, workload text, variant text, result jsonb);
+-- snapshot: the samples of each run (n: 0, 1, ... in time order; phase: the
+-- phase of the interval that ends at the sample) and the consumers' calls
+-- per second (pgbench's aggregate log: t is the interval's start, epoch s)
+CREATE TABLE bench_snapshot_sample (system text, n int, phase text, t timestamptz,
+                                    done bigint, backlog bigint);
+CREATE TABLE bench_snapshot_calls (system text, t bigint, calls bigint, sum_latency_us float8);
 SQL
 if wanted peers; then peers_setup; fi
 
@@ -502,10 +524,227 @@ bench_backlog() {
     reset_tables
 }
 
+# snapshot: the claim rate at a steady offered rate, before, during and after
+# another session of the same database holds a REPEATABLE READ snapshot.
+# While it is held, vacuum cannot remove the rows (and index entries) that
+# claims leave behind, so a claim that walks the claim order from its start
+# wades through ever more of them.  Each system runs once, from empty tables.
+snap_pre=$((hold < 60 ? hold : 60))     # the before and after phases
+snap_every=$([ $smoke = 1 ] && echo 1 || echo 10)
+snap_n=0 snap_ins0=0
+
+# usec: the wall clock in microseconds (bash's $EPOCHREALTIME, any locale).
+usec() { echo "${EPOCHREALTIME//[.,]/}"; }
+sleep_until() {                         # sleep_until MICROSECONDS
+    local d=$(($1 - $(usec)))
+    [ "$d" -le 0 ] || sleep "$(printf '%d.%06d' $((d / 1000000)) $((d % 1000000)))"
+}
+
+# snap_sample SYSTEM PHASE: records sample $snap_n, the end of an interval of
+# PHASE: jobs done so far and the backlog, read in one snapshot for the
+# queue.  The baseline has no history, so its jobs done are the rows inserted
+# (the id sequence, read first and outside MVCC) minus the rows left, read in
+# the next statement, microseconds later.  t is the statement's start, about
+# when its snapshot was taken (a count can take 0.1 s on a bloated table).
+snap_sample() {
+    local system=$1 phase=$2
+    if [ "$system" = queue ]; then
+        q "INSERT INTO bench_snapshot_sample
+           SELECT 'queue', $snap_n, '$phase', statement_timestamp(),
+                  (SELECT count(*) FROM queue.job_archive WHERE state = 'completed'),
+                  (SELECT count(*) FROM queue.job)"
+    else
+        psql -X -q -At -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS ins FROM bench_naive_id_seq \gset
+INSERT INTO bench_snapshot_sample
+SELECT 'baseline', $snap_n, '$phase', statement_timestamp(), :ins - $snap_ins0 - count(*), count(*)
+  FROM bench_naive;
+SQL
+    fi
+    snap_n=$((snap_n + 1))
+}
+
+# snap_phase SYSTEM PHASE SECONDS: lets PHASE run SECONDS s from now (just
+# after the sample that began it), sampling every $snap_every s on the way
+# but not in its last half second.  The caller takes the sample that ends it.
+snap_phase() {
+    local system=$1 phase=$2 start k=1
+    local end
+    start=$(usec)
+    end=$((start + $3 * 1000000))
+    while [ $((start + k * snap_every * 1000000)) -lt $((end - 500000)) ]; do
+        sleep_until $((start + k * snap_every * 1000000))
+        snap_sample "$system" "$phase"
+        k=$((k + 1))
+    done
+    sleep_until "$end"
+}
+
+# the session holding the snapshot: psql reading from a FIFO, so that the
+# hold ends when this script says so, and it is idle in its transaction
+# meanwhile (its backend_xmin stays that of its snapshot).
+hold_fd= hold_pid= hold_xmin=
+holder_xmin() {
+    q "SELECT coalesce(max(backend_xmin::text), '') FROM pg_stat_activity
+        WHERE application_name = 'bench_snapshot_hold' AND state = 'idle in transaction'"
+}
+hold_start() {
+    local fifo=$CLUSTER_DIR/hold.fifo i
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    PGAPPNAME=bench_snapshot_hold psql -X -q -At -v ON_ERROR_STOP=1 <"$fifo" >"$CLUSTER_DIR/hold.log" 2>&1 &
+    hold_pid=$!
+    bg_pids+=("$hold_pid")
+    exec {hold_fd}>"$fifo"
+    # the snapshot is taken by the transaction's first query; any table will
+    # do: its xmin holds back vacuum in the whole database
+    echo "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM bench_result;" >&"$hold_fd"
+    for ((i = 0; i < 200; i++)); do
+        hold_xmin=$(holder_xmin)
+        [ -z "$hold_xmin" ] || return 0
+        sleep 0.05
+    done
+    echo "bench: snapshot: the holding session did not take its snapshot" >&2
+    cat "$CLUSTER_DIR/hold.log" >&2
+    return 1
+}
+hold_end() {
+    local rc=0
+    [ "$(holder_xmin)" = "$hold_xmin" ] ||
+        { echo "bench: snapshot: the holding session lost its snapshot (xmin $hold_xmin)" >&2; return 1; }
+    echo "COMMIT;" >&"$hold_fd"
+    exec {hold_fd}>&-
+    wait "$hold_pid" || rc=$?
+    [ $rc = 0 ] || { echo "bench: snapshot: the holding session failed:" >&2; cat "$CLUSTER_DIR/hold.log" >&2; return 1; }
+}
+
+# snap_run SYSTEM: one run of the three phases.
+snap_run() {
+    local system=$1 pscript cscript clog=$CLUSTER_DIR/snap-consumers.log plog=$CLUSTER_DIR/snap-producers.log
+    local prefix=$CLUSTER_DIR/snap-calls total cpid
+    if [ "$system" = queue ]; then pscript=enqueue.sql cscript=claim_complete_1.sql
+    else pscript=baseline_enqueue.sql cscript=baseline_claim_delete_1.sql; fi
+    # Start from empty tables that the planner has statistics for, as after
+    # the drain workloads' preload: 10,000 jobs, VACUUM ANALYZE, all done at
+    # once (not vacuumed again), the same for both systems.  Without them
+    # the queue does not sustain the rate even before the hold: a backend
+    # that plans complete() while queue.job is small keeps a plan that scans
+    # the whole table (a seq scan and a hash join) until a VACUUM or ANALYZE
+    # of queue.job replans it, so once a backlog builds up every completion
+    # reads all of it.  (The baseline's prepared DELETE has the same flaw.)
+    reset_tables
+    preload "$system" 10000
+    if [ "$system" = queue ]; then
+        q "SELECT queue.complete_many(array_agg(job_id), array_agg(lease_token))
+             FROM queue.claim('bench', 'seed', 10000)" >/dev/null
+    else
+        q "DELETE FROM bench_naive"
+    fi
+    [ "$(live "$system")" = 0 ] || { echo "bench: snapshot: the seed jobs were not all done" >&2; return 1; }
+    q "CHECKPOINT"
+    snap_ins0=$(q "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM bench_naive_id_seq")
+    snap_n=0
+    rm -f "$prefix".*
+    # pgbench runs past the last sample (1 s to connect, a few s to spare
+    # for the samples and the hold's start and end): it has no way to be
+    # stopped cleanly, and the script waits for it
+    total=$((1 + 2 * snap_pre + hold + 3 + (2 * snap_pre + hold) / 30))
+    pgbench_bg "$clog" "$cscript" 4 "$total" -l --aggregate-interval=1 --log-prefix="$prefix"
+    cpid=$bg_pid
+    pgbench_bg "$plog" "$pscript" 2 "$total" -R "$snapshot_rate"
+    sleep 1
+    snap_sample "$system" start
+    snap_phase "$system" before "$snap_pre"
+    hold_start
+    snap_sample "$system" before
+    snap_phase "$system" during "$hold"
+    hold_end
+    snap_sample "$system" during
+    snap_phase "$system" after "$snap_pre"
+    snap_sample "$system" after
+    kill -0 "$cpid" 2>/dev/null && kill -0 "$bg_pid" 2>/dev/null ||
+        { echo "bench: snapshot: pgbench ended before the last sample (the machine is too slow for its -T)" >&2; return 1; }
+    pgbench_wait "$bg_pid" "$plog" "$pscript"
+    pgbench_wait "$cpid" "$clog" "$cscript"
+    bg_pids=()
+    # interval start (s), calls, sum of latencies (us): columns 1 to 3
+    cat "$prefix".* | awk -v s="$system" '{ print s "\t" $1 "\t" $2 "\t" $3 }' |
+        psql -X -q -v ON_ERROR_STOP=1 -c "\\copy bench_snapshot_calls FROM pstdin"
+    extra 5 snapshot "$system" "
+        WITH s AS (
+            SELECT n, phase, t, done, backlog, lag(t) OVER w AS t_prev,
+                   lag(done) OVER w AS done_prev, lag(backlog) OVER w AS backlog_prev,
+                   min(t) OVER () AS t_start
+              FROM bench_snapshot_sample WHERE system = '$system' WINDOW w AS (ORDER BY n)
+        ), i AS (               -- the intervals between samples
+            SELECT n, phase, t_prev, t, extract(epoch FROM t - t_prev) AS secs,
+                   done - done_prev AS jobs, backlog_prev, backlog,
+                   extract(epoch FROM t - t_start) AS at_s
+              FROM s WHERE n > 0
+        ), p AS (
+            SELECT phase, min(t_prev) AS t0, max(t) AS t1, sum(secs) AS secs, sum(jobs) AS jobs,
+                   (array_agg(backlog_prev ORDER BY n))[1] AS backlog_start,
+                   (array_agg(backlog ORDER BY n DESC))[1] AS backlog_end,
+                   greatest(max(backlog), max(backlog_prev)) AS backlog_max
+              FROM i GROUP BY phase
+        ), c AS (               -- the consumers' whole logged seconds inside each phase
+            SELECT p.phase, count(DISTINCT c.t) AS secs, sum(c.calls) AS calls,
+                   sum(c.sum_latency_us) AS lat
+              FROM p JOIN bench_snapshot_calls c ON c.system = '$system'
+               AND c.t >= ceil(extract(epoch FROM p.t0)) AND c.t <= floor(extract(epoch FROM p.t1)) - 2
+             GROUP BY p.phase
+        ), r AS (
+            SELECT p.*, p.jobs / p.secs AS rate, c.calls / nullif(c.secs, 0) AS calls_per_s,
+                   c.lat / nullif(c.calls, 0) / 1000 AS call_ms
+              FROM p LEFT JOIN c USING (phase)
+        )
+        SELECT jsonb_build_object(
+                 'system', '$system', 'offered_rate', $snapshot_rate, 'producer_clients', 2,
+                 'consumers', 4, 'hold_s', $hold, 'before_after_s', $snap_pre,
+                 'sample_every_s', $snap_every,
+                 'consumer_script', '$cscript', 'producer_script', '$pscript',
+                 'phases', (SELECT jsonb_agg(jsonb_build_object(
+                               'phase', phase, 'seconds', round(secs::numeric, 2), 'jobs', jobs,
+                               'jobs_per_s', round(rate::numeric, 1),
+                               'enqueued_per_s', round(((jobs + backlog_end - backlog_start) / secs)::numeric, 1),
+                               'backlog_start', backlog_start, 'backlog_end', backlog_end,
+                               'backlog_max', backlog_max,
+                               'consumer_calls_per_s', round(calls_per_s::numeric, 1),
+                               'consumer_call_ms', round(call_ms::numeric, 3))
+                             ORDER BY array_position(ARRAY['before', 'during', 'after'], phase)) FROM r),
+                 'ratio_during_before', (SELECT round((d.rate / nullif(b.rate, 0))::numeric, 3)
+                                           FROM r d, r b WHERE d.phase = 'during' AND b.phase = 'before'),
+                 'ratio_after_before', (SELECT round((a.rate / nullif(b.rate, 0))::numeric, 3)
+                                          FROM r a, r b WHERE a.phase = 'after' AND b.phase = 'before'),
+                 'series', (SELECT jsonb_agg(jsonb_build_object(
+                               'n', n, 't_s', round(at_s::numeric, 1), 'phase', phase,
+                               'seconds', round(secs::numeric, 2), 'jobs', jobs,
+                               'jobs_per_s', round((jobs / secs)::numeric, 1), 'backlog', backlog)
+                             ORDER BY n) FROM i))"
+    q "SELECT format('bench: snapshot %-8s %s: %s', '$system', p->>'phase',
+                     format('%s jobs/s done (%s enqueued/s), backlog %s -> %s (max %s); consumers %s calls/s, %s ms per call',
+                            p->>'jobs_per_s', p->>'enqueued_per_s', p->>'backlog_start', p->>'backlog_end',
+                            p->>'backlog_max', coalesce(p->>'consumer_calls_per_s', '?'),
+                            coalesce(p->>'consumer_call_ms', '?')))
+         FROM bench_extra, jsonb_array_elements(result->'phases') p
+        WHERE workload = 'snapshot' AND variant = '$system'"
+    q "SELECT format('bench: snapshot %-8s during / before %s, after / before %s', '$system',
+                     result->>'ratio_during_before', result->>'ratio_after_before')
+         FROM bench_extra WHERE workload = 'snapshot' AND variant = '$system'"
+}
+
+bench_snapshot() {
+    q "TRUNCATE bench_snapshot_sample, bench_snapshot_calls"
+    snap_run queue
+    snap_run baseline
+    reset_tables
+}
+
 if wanted wake; then bench_wake; fi
 if wanted relay; then bench_relay; fi
 if wanted sagas; then bench_sagas; fi
 if wanted backlog; then bench_backlog; fi
+if wanted snapshot; then bench_snapshot; fi
 if wanted peers; then bench_peers; fi
 
 # --- the report -----------------------------------------------------------
@@ -589,7 +828,9 @@ fi
 if [ "$(q "SELECT count(*) FROM bench_extra")" != 0 ]; then
     {
         echo
-        echo "## Wake-up latency, outbox relay, sagas, backlog (synchronous_commit = off, one run each)"
+        echo "## Wake-up latency, outbox relay, sagas, backlog$(
+            [ "$(q "SELECT count(*) FROM bench_extra WHERE workload = 'snapshot'")" = 0 ] ||
+            echo ', held snapshot') (synchronous_commit = off, one run each)"
     } >>"$md"
 fi
 if [ "$(q "SELECT count(*) FROM bench_extra WHERE workload = 'wake'")" != 0 ]; then
@@ -692,6 +933,82 @@ if [ "$(q "SELECT count(*) FROM bench_extra WHERE workload = 'backlog'")" != 0 ]
     } >>"$md"
 fi
 
+if [ "$(q "SELECT count(*) FROM bench_extra WHERE workload = 'snapshot'")" != 0 ]; then
+    {
+        echo
+        echo "### Claim rate under a held snapshot"
+        echo
+        echo "Producers enqueue one job per transaction at a steady $(fmt "$snapshot_rate") jobs/s (\`pgbench -R\`, 2 clients,"
+        echo "\`enqueue.sql\`; baseline: \`baseline_enqueue.sql\`) while 4 consumers claim one job and complete"
+        echo "it as fast as they can (\`claim_complete_1.sql\`: claim, commit, \`complete\` with the lease token,"
+        echo "commit; baseline: \`baseline_claim_delete_1.sql\`, the \`DELETE ... FOR UPDATE SKIP LOCKED\`, one"
+        echo "commit). Each run starts from empty tables that were analyzed with 10,000 jobs in them (enqueued,"
+        echo "\`VACUUM ANALYZE\`, then all claimed and completed, or deleted, at once), as after the drain"
+        echo "workloads' preload: without statistics, the consumers' cached plans of \`complete\` scan the"
+        echo "whole of \`queue.job\` once a backlog builds up. Three phases follow back to back, the first"
+        echo "1 s after pgbench starts: before (${snap_pre} s), during"
+        echo "(${hold} s: another session of the same database runs \`BEGIN ISOLATION LEVEL REPEATABLE READ\`"
+        echo "and a \`SELECT\` from an unrelated table, which takes its snapshot, then stays idle in its"
+        echo "transaction, so its \`xmin\` keeps vacuum from removing any row that dies meanwhile; the script"
+        echo "checks that \`backend_xmin\` is unchanged at the end), after (${snap_pre} s: committed). The queue"
+        echo "runs first, then the baseline. Every ${snap_every} s and at each phase's end a sample reads the"
+        echo "jobs done (queue: completed jobs in \`queue.job_archive\`; baseline: rows inserted, from the id"
+        echo "sequence, minus rows left) and the backlog (rows in \`queue.job\`, the <= 4 jobs in hand"
+        echo "included; rows in \`bench_naive\`). jobs done/s: jobs done between the samples that begin and"
+        echo "end the phase, per second between them; enqueued/s: (jobs done + backlog growth) per second;"
+        echo "backlog max: over the phase's samples. Consumer calls/s and ms per call: from pgbench's"
+        echo "per-second log of the consumers, over the whole seconds inside the phase (to within a"
+        echo "second); a call is one claim, with its completion when it got a job, so an empty claim counts."
+        echo
+        echo "| system | jobs done/s before | during | after | during / before | after / before | backlog at the end of the hold | max during the hold |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        q "SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s |', variant,
+                         to_char((b->>'jobs_per_s')::numeric, 'FM999,999,990'),
+                         to_char((d->>'jobs_per_s')::numeric, 'FM999,999,990'),
+                         to_char((a->>'jobs_per_s')::numeric, 'FM999,999,990'),
+                         to_char((r->>'ratio_during_before')::numeric, 'FM990.00'),
+                         to_char((r->>'ratio_after_before')::numeric, 'FM990.00'),
+                         to_char((d->>'backlog_end')::numeric, 'FM999,999,990'),
+                         to_char((d->>'backlog_max')::numeric, 'FM999,999,990'))
+             FROM (SELECT variant, result AS r, result->'phases'->0 AS b, result->'phases'->1 AS d,
+                          result->'phases'->2 AS a
+                     FROM bench_extra WHERE workload = 'snapshot' ORDER BY ord, ctid) x"
+        echo
+        echo "| system | phase | seconds | enqueued/s | jobs done/s | backlog at start | at end | max | consumer calls/s | ms per call |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        q "SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |', variant, p->>'phase',
+                         round((p->>'seconds')::numeric), to_char((p->>'enqueued_per_s')::numeric, 'FM999,999,990'),
+                         to_char((p->>'jobs_per_s')::numeric, 'FM999,999,990'),
+                         to_char((p->>'backlog_start')::numeric, 'FM999,999,990'),
+                         to_char((p->>'backlog_end')::numeric, 'FM999,999,990'),
+                         to_char((p->>'backlog_max')::numeric, 'FM999,999,990'),
+                         coalesce(to_char((p->>'consumer_calls_per_s')::numeric, 'FM999,999,990'), 'n/a'),
+                         coalesce(p->>'consumer_call_ms', 'n/a'))
+             FROM (SELECT variant, ord, ctid FROM bench_extra WHERE workload = 'snapshot') x,
+                  LATERAL (SELECT result->'phases' AS ps FROM bench_extra e WHERE e.ctid = x.ctid) y,
+                  jsonb_array_elements(ps) WITH ORDINALITY AS p(p, i)
+            ORDER BY x.ord, x.ctid, p.i"
+        echo
+        echo "Jobs done per second and backlog, per interval between samples (t: seconds since the first"
+        echo "sample of the queue's run, at the interval's end; the two runs follow the same schedule):"
+        echo
+        echo "| t (s) | phase | queue jobs/s | queue backlog | baseline jobs/s | baseline backlog |"
+        echo "|---:|---|---:|---:|---:|---:|"
+        q "WITH s AS (SELECT variant, e->>'phase' AS phase, (e->>'n')::int AS n, (e->>'t_s')::numeric AS t_s,
+                             (e->>'jobs_per_s')::numeric AS rate, (e->>'backlog')::numeric AS backlog
+                        FROM bench_extra, jsonb_array_elements(result->'series') e
+                       WHERE workload = 'snapshot')
+           SELECT format('| %s | %s | %s | %s | %s | %s |', round(coalesce(q.t_s, b.t_s)),
+                         coalesce(q.phase, b.phase),
+                         coalesce(to_char(q.rate, 'FM999,999,990'), ''), coalesce(to_char(q.backlog, 'FM999,999,990'), ''),
+                         coalesce(to_char(b.rate, 'FM999,999,990'), ''), coalesce(to_char(b.backlog, 'FM999,999,990'), ''))
+             FROM (SELECT * FROM s WHERE variant = 'queue') q
+             FULL JOIN (SELECT * FROM s WHERE variant = 'baseline') b USING (n)
+            ORDER BY n"
+        if [ $smoke = 1 ]; then echo; echo "(--smoke: ${hold} s phases, a sample every second.)"; fi
+    } >>"$md"
+fi
+
 if wanted peers; then peers_report "$md"; fi
 
 peers_json="null"
@@ -700,7 +1017,7 @@ psql -X -q -At -v ON_ERROR_STOP=1 -v peer_versions="${peer_versions:-}" \
     -v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v cmd="$cmdline" -v commit="$commit$dirty" \
     -v settings="$setting_list" -v duration="$duration" -v rounds="$rounds" -v cpus="$cpus" \
     -v mem="$mem" -v load="$load" -v smoke="$smoke" -v wake_rate="$wake_rate" \
-    -v relay_rate="$relay_rate" >"$json" <<SQL
+    -v relay_rate="$relay_rate" -v snapshot_rate="$snapshot_rate" -v hold="$hold" >"$json" <<SQL
 SELECT jsonb_pretty(jsonb_build_object(
     'date', :'date', 'command', :'cmd', 'commit', :'commit',
     'postgres', current_setting('server_version'), 'cpus', :'cpus'::int, 'memory', :'mem',
@@ -734,7 +1051,9 @@ SELECT jsonb_pretty(jsonb_build_object(
     'sagas', (SELECT result FROM bench_extra WHERE workload = 'sagas'),
     'backlog', (SELECT jsonb_agg(result ORDER BY (result->>'backlog')::bigint)
                   FROM bench_extra WHERE workload = 'backlog'),
+    'snapshot', (SELECT jsonb_agg(result ORDER BY ord, ctid) FROM bench_extra WHERE workload = 'snapshot'),
     'wake_rate', :'wake_rate'::int, 'relay_rate', :'relay_rate'::int,
+    'snapshot_rate', :'snapshot_rate'::int, 'hold_s', :'hold'::int,
     'peers', $peers_json));
 SQL
 
