@@ -29,7 +29,9 @@
  *	3. queue.expire_leases(): jobs whose lease ran out on their last
  *	   attempt become dead letters ("lease expired");
  *	4. queue.prune() and queue.prune_events(): finished jobs and relayed
- *	   events past their retention are deleted.
+ *	   events past their retention are deleted;
+ *	5. ANALYZE of queue.job and queue.event when they have grown well past
+ *	   what their statistics say (analyze_grown_tables).
  * Each step is its own transaction, and each step's batch is bounded
  * (queue.maintenance_batch_size).  A step that fails is rolled back and
  * logged (at most once a minute per worker), the pass goes on with the next
@@ -544,21 +546,97 @@ run_step(const char *activity, const char *sql, int32 batch_size)
 }
 
 /*
+ * analyze_grown_tables
+ *		ANALYZEs queue.job and queue.event when one holds far more rows than
+ *		its statistics say; returns how many it analyzed, or -1 when the
+ *		extension is not installed.
+ *
+ * The hot path's plans are generic and kept, and they are made from the
+ * statistics at hand: made while a table is empty, they may read it whole
+ * (a sequential scan and a hash join for a completion), which is cheap
+ * then and ruinous once a burst has filled it.  ANALYZE gives the planner
+ * the table's size and, through the relcache invalidation it sends, makes
+ * every backend plan again.  Autovacuum would get there too, but only
+ * after autovacuum_naptime (a minute by default); this step reacts within
+ * queue.naptime.  A table counts as grown when it has over 1,000 live
+ * rows and over four times the rows of its last ANALYZE (the live count
+ * comes from the cumulative statistics, flushed by backends about once a
+ * second).
+ */
+static int64
+analyze_grown_tables(const char *activity, const char *sql, int32 batch_size)
+{
+	int64		n = 0;
+	int			rc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+
+	rc = SPI_execute(sql, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "%s failed: %s", activity, SPI_result_code_string(rc));
+	if (SPI_processed > 0)
+	{
+		SPITupleTable *grown = SPI_tuptable;
+		uint64		ngrown = SPI_processed;
+
+		for (uint64 i = 0; i < ngrown; i++)
+		{
+			char	   *relname = SPI_getvalue(grown->vals[i], grown->tupdesc, 1);
+
+			rc = SPI_execute(psprintf("ANALYZE queue.%s", quote_identifier(relname)),
+							 false, 0);
+			if (rc != SPI_OK_UTILITY)
+				elog(ERROR, "ANALYZE of queue.%s failed: %s", relname,
+					 SPI_result_code_string(rc));
+			n++;
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(true);
+	return n;
+}
+
+/*
+ * The statement that finds the grown tables (see analyze_grown_tables).
+ */
+#define GROWN_TABLES_SQL \
+	"SELECT c.relname::text FROM pg_catalog.pg_class c" \
+	"  JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace" \
+	" WHERE s.nspname = 'queue' AND c.relname IN ('job', 'event')" \
+	"   AND c.relkind = 'r'" \
+	"   AND pg_catalog.pg_stat_get_live_tuples(c.oid) > 1000" \
+	"   AND pg_catalog.pg_stat_get_live_tuples(c.oid) >" \
+	"       4 * GREATEST(c.reltuples, 0)" \
+	" ORDER BY c.relname"
+
+/* A maintenance step: run_step or analyze_grown_tables. */
+typedef int64 (*MaintenanceStep) (const char *activity, const char *sql, int32 batch_size);
+
+/*
  * guarded_step
- *		run_step, with its errors caught: a failed step is rolled back and
+ *		A step, with its errors caught: a failed step is rolled back and
  *		reported (at most once every ERROR_LOG_INTERVAL_MS), *failed is set,
  *		and 0 is returned, so that the pass goes on with the next step.
  */
 static int64
-guarded_step(const char *activity, const char *sql, int32 batch_size,
-			 bool *failed, TimestampTz *last_error_log)
+guarded_step(MaintenanceStep step, const char *activity, const char *sql,
+			 int32 batch_size, bool *failed, TimestampTz *last_error_log)
 {
 	MemoryContext context = CurrentMemoryContext;
 	int64		result = 0;
 
 	PG_TRY();
 	{
-		result = run_step(activity, sql, batch_size);
+		result = step(activity, sql, batch_size);
 	}
 	PG_CATCH();
 	{
@@ -649,22 +727,24 @@ queue_worker_main(Datum main_arg)
 		}
 
 		MemoryContextSwitchTo(pass_context);
-		relayed = guarded_step("queue: relaying events", "SELECT queue.relay($1)::bigint",
+		relayed = guarded_step(run_step, "queue: relaying events", "SELECT queue.relay($1)::bigint",
 							   Min(queue_relay_batch_size, queue_max_batch_size),
 							   &failed, &last_error_log);
 		if (relayed >= 0 && maintain)
 		{
 			last_maintenance = now;
-			expired = guarded_step("queue: expiring leases", "SELECT queue.expire_leases($1)",
+			expired = guarded_step(run_step, "queue: expiring leases", "SELECT queue.expire_leases($1)",
 								   queue_maintenance_batch_size, &failed, &last_error_log);
-			(void) guarded_step("queue: expiring saga deadlines",
+			(void) guarded_step(run_step, "queue: expiring saga deadlines",
 								"SELECT queue.expire_saga_deadlines($1)",
 								queue_maintenance_batch_size, &failed, &last_error_log);
-			pruned = guarded_step("queue: pruning finished jobs", "SELECT queue.prune($1)",
+			pruned = guarded_step(run_step, "queue: pruning finished jobs", "SELECT queue.prune($1)",
 								  queue_maintenance_batch_size, &failed, &last_error_log);
-			events_pruned = guarded_step("queue: pruning relayed events",
+			events_pruned = guarded_step(run_step, "queue: pruning relayed events",
 								   "SELECT queue.prune_events($1)",
 								   queue_maintenance_batch_size, &failed, &last_error_log);
+			(void) guarded_step(analyze_grown_tables, "queue: analyzing grown tables",
+								GROWN_TABLES_SQL, 0, &failed, &last_error_log);
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(pass_context);
