@@ -52,25 +52,19 @@ use warnings;
 
 use FindBin;
 use lib $FindBin::RealBin;
-use QueueCrash;
-use IPC::Run;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $njobs    = 10_000;
 my $nworkers = 4;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'queue'
+my $node = QueueTest::preloaded_node(
+	'crash', q{
 synchronous_commit = on
 log_statement = none
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', qq{
@@ -150,21 +144,11 @@ my @unexpected;      # worker errors that are not the crash itself
 sub start_workers
 {
 	my ($phase) = @_;
-	my @ws;
-	for my $i (1 .. $nworkers)
-	{
-		my $w = { name => "p$phase-w$i", out => '', err => '' };
-		my $sql = "CALL work('$w->{name}', now() + interval '150 seconds')";
-		$w->{h} = IPC::Run::start(
-			[
-				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-				'-d', $node->connstr('postgres'), '-c', $sql
-			],
-			'<', \undef, '>', \$w->{out}, '2>', \$w->{err},
-			IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-		push @ws, $w;
-	}
-	return @ws;
+	return map {
+		QueueTest::start_psql($node, "p$phase-w$_",
+			"CALL work('p$phase-w$_', now() + interval '150 seconds')",
+			$PostgreSQL::Test::Utils::timeout_default)
+	} 1 .. $nworkers;
 }
 
 # Waits for the workers to exit and reads what they acknowledged.  After a
@@ -173,49 +157,19 @@ sub start_workers
 sub collect_workers
 {
 	my (@ws) = @_;
-	my $clean = 0;
-	for my $w (@ws)
-	{
-		my $ok = eval { $w->{h}->finish; 1 };
-		if (!$ok)
-		{
-			push @unexpected, "$w->{name}: $@";
-			$w->{h}->kill_kill;
-		}
-		$clean++ if $ok && $w->{h}->result == 0;
-		for my $line (split /\n/, $w->{err})
-		{
-			if ($line =~ /NOTICE:  committed \{([\d,]+)\}/)
-			{
-				$acked{$_}++ for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  stale lease/)
-			{
-				$stale++;
-			}
-			elsif ($line =~ /ERROR:/)
-			{
-				push @unexpected, "$w->{name}: $line";
-			}
-		}
-	}
-	return $clean;
+	return QueueTest::finish_psql(
+		\@ws,
+		acks       => { committed => \%acked },
+		stale      => \$stale,
+		errors     => qr/ERROR:/,
+		unexpected => \@unexpected);
 }
 
 # Every acknowledged completion must be in done after a crash.
 sub check_acked_durable
 {
 	my ($what) = @_;
-	my @ids = sort { $a <=> $b } keys %acked;
-	my $missing = $node->safe_psql(
-		'postgres', qq{
-SELECT count(*) FROM unnest('{@{[join ',', @ids]}}'::bigint[]) a(id)
- WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.job_id = a.id)
-   OR NOT EXISTS (SELECT 1 FROM queue.job_archive j
-				   WHERE j.id = a.id AND j.state = 'completed')});
-	ok(scalar(@ids) > 0, "$what: workers acknowledged completions");
-	is($missing, '0',
-		"$what: all " . scalar(@ids) . " acknowledged completions survived");
+	QueueTest::check_acked_completions($node, $what, \%acked, 'done');
 }
 
 # After a restart: note the jobs leased when the crash struck.
@@ -239,9 +193,7 @@ SELECT (SELECT count(*) FROM done),
 my @ws = start_workers(1);
 ok($node->poll_query_until('postgres', 'SELECT count(*) >= 1500 FROM done'),
 	'phase 1: workers are completing jobs');
-$node->stop('immediate');
-collect_workers(@ws);
-$node->start;
+QueueTest::crash_restart($node, 'immediate', sub { collect_workers(@ws) });
 check_acked_durable('after stop immediate');
 my $leased1 = record_leased(1);
 
@@ -250,10 +202,7 @@ my $leased1 = record_leased(1);
 @ws = start_workers(2);
 ok($node->poll_query_until('postgres', 'SELECT count(*) >= 4000 FROM done'),
 	'phase 2: workers are completing jobs');
-my $pm = QueueCrash::kill9($node);
-collect_workers(@ws);
-QueueCrash::wait_for_orphans($node, $pm);
-$node->start;
+QueueTest::crash_restart($node, 'kill9', sub { collect_workers(@ws) });
 check_acked_durable('after kill -9 of the postmaster');
 my $leased2 = record_leased(2);
 

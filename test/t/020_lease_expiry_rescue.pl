@@ -16,14 +16,14 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('rescue');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'queue'");
-$node->start;
+my $node = QueueTest::preloaded_node('rescue');
 
 $node->safe_psql(
 	'postgres', q{

@@ -21,20 +21,19 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('workers');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'queue'
+my $node = QueueTest::preloaded_node(
+	'workers', q{
 queue.databases = 'postgres, appdb'
 queue.naptime = '100ms'
 });
-$node->start;
 
 # How often a pattern occurs in the log (from an offset).
 sub log_count
@@ -174,10 +173,7 @@ $log_offset = -s $node->logfile;
 $node->safe_psql('appdb', 'CREATE EXTENSION queue');
 $node->wait_for_log(found_re('appdb'), $log_offset);
 pass('and CREATE EXTENSION again');
-ok( $node->poll_query_until(
-		'postgres',
-		"SELECT state FROM queue.workers WHERE database = 'appdb'", 'idle'),
-	'the appdb worker is idle again');
+ok(QueueTest::worker_idle($node, 'appdb'), 'the appdb worker is idle again');
 is(worker_pid('appdb'), $app_pid, 'the same worker process lived through it');
 is( $node->safe_psql(
 		'postgres', "SELECT pid FROM queue.workers WHERE database = 'appdb'"),

@@ -23,15 +23,15 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('wakeup');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'queue'");
-$node->start;
+my $node = QueueTest::preloaded_node('wakeup');
 
 $node->safe_psql(
 	'postgres', q{

@@ -11,6 +11,9 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -34,15 +37,9 @@ if (!ok($primary->start(fail_ok => 1),
 	exit;
 }
 $primary->safe_psql('postgres', 'CREATE EXTENSION queue');
-ok( $primary->poll_query_until(
-		'postgres',
-		"SELECT state FROM queue.workers WHERE database = 'postgres'", 'idle'),
-	'the primary runs its worker');
+ok(QueueTest::worker_idle($primary), 'the primary runs its worker');
 
-$primary->backup('bkp');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'bkp', has_streaming => 1);
-$standby->start;
+my $standby = QueueTest::standby_of($primary, 'standby');
 
 is($standby->safe_psql('postgres', 'SHOW shared_preload_libraries'),
 	'queue', 'the standby preloads queue too');
@@ -51,32 +48,12 @@ is($standby->safe_psql('postgres', 'SHOW queue.databases'),
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
 	't', 'and is in recovery');
 
-# The queue's entries in a server log, apart from the logged statements.
-sub queue_log_lines
-{
-	my ($node) = @_;
-	my @entries;
-	# A log entry starts with the timestamp of log_line_prefix; the lines
-	# after it until the next one belong to it.
-	for my $line (split /\n/, slurp_file($node->logfile))
-	{
-		if ($line =~ /^\d{4}-\d\d-\d\d / || !@entries) { push @entries, $line; }
-		else { $entries[-1] .= "\n$line"; }
-	}
-	return grep { !/LOG:  statement: / && /queue/i } @entries;
-}
-
 # --- jobs on the primary, leases left unsettled --------------------------------
 
 # The primary's worker is stopped first (queue.databases is emptied on the
 # primary alone; ALTER SYSTEM is not replicated), so that the job on its last
 # attempt is left for the new primary's worker to settle.
-$primary->safe_psql('postgres',
-	"ALTER SYSTEM SET queue.databases = ''; SELECT pg_reload_conf();");
-ok( $primary->poll_query_until(
-		'postgres',
-		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'queue worker'"),
-	"the primary's worker is stopped");
+ok(QueueTest::stop_workers($primary), "the primary's worker is stopped");
 
 my $n_jobs = 10;
 $primary->safe_psql(
@@ -109,7 +86,7 @@ is( $standby->safe_psql(
 		   WHERE backend_type IN ('queue launcher', 'queue worker')}),
 	'0',
 	'no queue launcher or worker runs on the standby');
-is(join("\n", queue_log_lines($standby)), '',
+is(join("\n", QueueTest::queue_log_lines($standby)), '',
 	'and the standby logged nothing about the queue');
 
 # --- the primary dies; the standby takes over -----------------------------------
@@ -125,10 +102,7 @@ ok( $standby->poll_query_until(
 		                            AND datname = 'postgres') = 1
 		    FROM pg_stat_activity}),
 	'its launcher and worker start');
-ok( $standby->poll_query_until(
-		'postgres',
-		"SELECT state FROM queue.workers WHERE database = 'postgres'", 'idle'),
-	'the worker is idle on the board');
+ok(QueueTest::worker_idle($standby), 'the worker is idle on the board');
 
 ok( $standby->poll_query_until(
 		'postgres', "SELECT state || '/' || last_error FROM queue.jobs WHERE id = $once_id",

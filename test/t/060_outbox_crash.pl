@@ -54,12 +54,11 @@ use warnings;
 
 use FindBin;
 use lib $FindBin::RealBin;
-use QueueCrash;
-use IPC::Run;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use Time::HiRes qw(time);
 
 my $nevents     = 20_000;
 my $npublishers = 4;
@@ -68,18 +67,14 @@ my $nkeys       = 200;
 my $share       = $nevents / $npublishers;
 my $t0          = time();
 
-my $node = PostgreSQL::Test::Cluster->new('outbox_crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'queue'
+my $node = QueueTest::preloaded_node(
+	'outbox_crash', q{
 queue.databases = 'postgres'
 queue.naptime = '100ms'
 synchronous_commit = on
 max_connections = 100
 log_statement = none
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', qq{
@@ -91,55 +86,10 @@ SELECT queue.create_topic('ob');
 SELECT queue.subscribe('ob', queue => 'ob_plain');
 SELECT queue.subscribe('ob', queue => 'ob_ordered');
 
-CREATE TABLE keyseq (key text PRIMARY KEY, seq int NOT NULL);
-INSERT INTO keyseq SELECT 'k' || g, 0 FROM generate_series(1, $nkeys) g;
-CREATE TABLE published (event_id bigint PRIMARY KEY, key text NOT NULL,
-						seq int NOT NULL, pub text NOT NULL, UNIQUE (key, seq));
+@{[ QueueTest::publisher_sql(topic => 'ob', nkeys => $nkeys, ack => 'committed',
+							rollback => 0.05) ]}
 CREATE TABLE completed (ordinal bigserial PRIMARY KEY, job_id bigint NOT NULL UNIQUE,
 						event_id bigint NOT NULL, attempt int NOT NULL);
-
-CREATE PROCEDURE pub(pname text, target int, deadline timestamptz)
-LANGUAGE plpgsql AS \$\$
-DECLARE
-	done int;
-	n int;
-	keys text[];
-	ids bigint[];
-	s int;
-BEGIN
-	SELECT count(*) INTO done FROM published WHERE pub = pname;
-	COMMIT;
-	WHILE done < target LOOP
-		IF clock_timestamp() > deadline THEN
-			RAISE EXCEPTION 'publisher % gave up at the deadline', pname;
-		END IF;
-		n := least(1 + floor(random() * 5)::int, target - done);
-		SELECT array_agg('k' || (1 + floor(random() * $nkeys))::int) INTO keys
-		  FROM generate_series(1, n);
-		SELECT array_agg(p.id ORDER BY p.ord) INTO ids
-		  FROM queue.publish_many('ob',
-				(SELECT jsonb_agg(jsonb_build_object(
-							'key', k.key,
-							'payload', jsonb_build_object('pub', pname, 'key', k.key))
-						  ORDER BY k.ord)
-				   FROM unnest(keys) WITH ORDINALITY AS k(key, ord)))
-			   WITH ORDINALITY AS p(id, ord);
-		FOR i IN 1 .. n LOOP
-			UPDATE keyseq SET seq = seq + 1 WHERE key = keys[i] RETURNING seq INTO s;
-			INSERT INTO published VALUES (ids[i], keys[i], s, pname);
-		END LOOP;
-		PERFORM pg_sleep(random() * 0.02);	-- the "business work"; paces the run
-		IF random() < 0.05 THEN
-			ROLLBACK;
-			RAISE NOTICE 'rolled back %', ids;
-		ELSE
-			COMMIT;
-			RAISE NOTICE 'committed %', ids;
-			done := done + n;
-		END IF;
-	END LOOP;
-END
-\$\$;
 
 -- drain: stop when every event is published and relayed and the queue is
 -- empty; otherwise run until the connection goes (a crash).
@@ -187,20 +137,9 @@ END
 });
 
 my %acked;         # event id => acknowledged commits
-my %rolled_back;   # event id => 1
+my %rolled_back;   # event id => acknowledged rollbacks
 my $stale = 0;
 my @unexpected;
-
-sub start_psql
-{
-	my ($name, $sql) = @_;
-	my $p = { name => $name, out => '', err => '' };
-	$p->{h} = IPC::Run::start(
-		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
-		'<', \undef, '>', \$p->{out}, '2>', \$p->{err},
-		IPC::Run::timeout(3 * $PostgreSQL::Test::Utils::timeout_default));
-	return $p;
-}
 
 sub start_all
 {
@@ -209,13 +148,13 @@ sub start_all
 	for my $i (1 .. $npublishers)
 	{
 		push @ps,
-		  start_psql("pub$i",
+		  QueueTest::start_psql($node, "pub$i",
 			"CALL pub('pub$i', $share, now() + interval '150 seconds')");
 	}
 	for my $i (1 .. $nconsumers)
 	{
 		push @ps,
-		  start_psql("p$phase-c$i",
+		  QueueTest::start_psql($node, "p$phase-c$i",
 			"CALL consume('p$phase-c$i', $drain, now() + interval '150 seconds')");
 	}
 	return @ps;
@@ -226,51 +165,24 @@ sub start_all
 sub collect
 {
 	my ($crashed, @ps) = @_;
-	my $clean = 0;
-	for my $p (@ps)
-	{
-		my $ok = eval { $p->{h}->finish; 1 };
-		if (!$ok)
-		{
-			push @unexpected, "$p->{name}: $@";
-			$p->{h}->kill_kill;
-		}
-		$clean++ if $ok && $p->{h}->result == 0;
-		for my $line (split /\n/, $p->{err})
-		{
-			if ($line =~ /NOTICE:  committed \{([\d,]+)\}/)
-			{
-				$acked{$_}++ for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  rolled back \{([\d,]+)\}/)
-			{
-				$rolled_back{$_} = 1 for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  stale lease/)
-			{
-				$stale++;
-			}
-			elsif (!$crashed && $line =~ /ERROR|FATAL/)
-			{
-				push @unexpected, "$p->{name}: $line";
-			}
-		}
-	}
-	return $clean;
+	return QueueTest::finish_psql(
+		\@ps,
+		acks       => { committed => \%acked, 'rolled back' => \%rolled_back },
+		stale      => \$stale,
+		errors     => ($crashed ? undef : qr/ERROR|FATAL/),
+		unexpected => \@unexpected);
 }
 
+# Every acknowledged event must be committed, and in the outbox or its
+# archive, after a crash.
 sub check_acked_durable
 {
 	my ($what) = @_;
-	my @ids = sort { $a <=> $b } keys %acked;
-	my $missing = $node->safe_psql(
-		'postgres', qq{
-SELECT count(*) FROM unnest('{@{[join ',', @ids]}}'::bigint[]) a(id)
- WHERE NOT EXISTS (SELECT 1 FROM published p WHERE p.event_id = a.id)
-	OR NOT EXISTS (SELECT 1 FROM queue.events e WHERE e.id = a.id)});
-	ok(scalar(@ids) > 0, "$what: publishers acknowledged commits");
-	is($missing, '0',
-		"$what: all " . scalar(@ids) . " acknowledged events survived");
+	QueueTest::check_acked_durable(
+		$node, $what, \%acked, q{
+NOT EXISTS (SELECT 1 FROM published p WHERE p.event_id = a.id)
+OR NOT EXISTS (SELECT 1 FROM queue.events e WHERE e.id = a.id)},
+		'publishers acknowledged commits', 'events');
 }
 
 # A group of ob_ordered never has two jobs that are not blocked, and never
@@ -327,10 +239,12 @@ my $inflight = $node->safe_psql('postgres',
 	"SELECT count(*) FROM queue.event");
 note sprintf("phase 1 (%.0f s): %s; stopping while the relay holds a batch",
 	time() - $t0, counts());
-$node->stop('immediate');
-eval { $blocker->quit; };
-collect(1, @ps);
-$node->start;
+QueueTest::crash_restart(
+	$node, 'immediate',
+	sub {
+		eval { $blocker->quit; };
+		collect(1, @ps);
+	});
 note "after crash 1: " . counts();
 check_acked_durable('after stop immediate');
 check_groups('after stop immediate');
@@ -358,12 +272,13 @@ my $relay_active = $node->poll_query_until(
 SELECT count(*) = 1 FROM pg_stat_activity
  WHERE backend_type = 'queue worker' AND query = 'queue: relaying events'
    AND state = 'active'});
-my $pm = QueueCrash::kill9($node);
-note sprintf("phase 2 (%.0f s): killed; relay seen active just before: %s",
-	time() - $t0, ($relay_active ? 'yes' : 'no'));
-collect(1, @ps);
-QueueCrash::wait_for_orphans($node, $pm);
-$node->start;
+QueueTest::crash_restart(
+	$node, 'kill9',
+	sub {
+		note sprintf("phase 2 (%.0f s): killed; relay seen active just before: %s",
+			time() - $t0, ($relay_active ? 'yes' : 'no'));
+		collect(1, @ps);
+	});
 note "after crash 2: " . counts();
 check_acked_durable('after kill -9 of the postmaster');
 check_groups('after kill -9');
@@ -404,7 +319,7 @@ my @rb = sort { $a <=> $b } keys %rolled_back;
 cmp_ok(scalar(@rb), '>', 0, 'some publishing transactions rolled back');
 is( $node->safe_psql(
 		'postgres', qq{
-SELECT count(*) FROM unnest('{@{[join ',', @rb]}}'::bigint[]) r(id)
+SELECT count(*) FROM unnest(@{[ QueueTest::sql_array(\@rb, 'bigint') ]}) r(id)
  WHERE EXISTS (SELECT 1 FROM queue.events e WHERE e.id = r.id)
 	OR EXISTS (SELECT 1 FROM published p WHERE p.event_id = r.id)
 	OR EXISTS (SELECT 1 FROM queue.jobs j WHERE (j.headers->'event'->>'id')::bigint = r.id)}),
@@ -438,15 +353,8 @@ SELECT count(*) FROM published p
 					AND (j.headers->'event'->>'id')::bigint = p.event_id)}),
 		'0',
 		"$q: no committed event is missing");
-	is( $node->safe_psql(
-			'postgres', qq{
-SELECT count(*) FROM (
-	SELECT p.seq, row_number() OVER (PARTITION BY p.key ORDER BY j.id) AS pos
-	  FROM queue.jobs j JOIN published p ON p.event_id = (j.headers->'event'->>'id')::bigint
-	 WHERE j.queue = '$q') x
- WHERE seq <> pos}),
-		'0',
-		"$q: within each key, the jobs were created in publishing order");
+	is(QueueTest::jobs_out_of_key_order($node, $q),
+		'0', "$q: within each key, the jobs were created in publishing order");
 }
 
 is( $node->safe_psql(

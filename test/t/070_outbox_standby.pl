@@ -15,6 +15,9 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -24,17 +27,14 @@ my $lot1  = 300;
 my $lot2  = 700;
 my $nkeys = 20;
 
-my $primary = PostgreSQL::Test::Cluster->new('ob_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'queue'
+my $primary = QueueTest::preloaded_node(
+	'ob_primary', q{
 queue.databases = 'postgres'
 queue.naptime = '100ms'
 synchronous_commit = on
 max_connections = 100
-});
-$primary->start;
+},
+	allows_streaming => 1);
 $primary->safe_psql(
 	'postgres', qq{
 CREATE EXTENSION queue;
@@ -66,15 +66,9 @@ BEGIN
 END
 \$\$;
 });
-ok( $primary->poll_query_until(
-		'postgres',
-		"SELECT state FROM queue.workers WHERE database = 'postgres'", 'idle'),
-	'the primary runs its worker');
+ok(QueueTest::worker_idle($primary), 'the primary runs its worker');
 
-$primary->backup('bkp');
-my $standby = PostgreSQL::Test::Cluster->new('ob_standby');
-$standby->init_from_backup($primary, 'bkp', has_streaming => 1);
-$standby->start;
+my $standby = QueueTest::standby_of($primary, 'ob_standby');
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'),
 	't', 'the standby is in recovery');
 
@@ -87,12 +81,7 @@ ok( $primary->poll_query_until(
 
 # --- lot 2: published with the primary's worker stopped ---------------------------
 
-$primary->safe_psql('postgres',
-	"ALTER SYSTEM SET queue.databases = ''; SELECT pg_reload_conf();");
-ok( $primary->poll_query_until(
-		'postgres',
-		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'queue worker'"),
-	"the primary's worker is stopped");
+ok(QueueTest::stop_workers($primary), "the primary's worker is stopped");
 $primary->safe_psql('postgres', "CALL pub(2, $lot2)");
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM queue.event'),
 	$lot2, 'lot 2 waits in the outbox of the primary');
@@ -117,19 +106,7 @@ SELECT count(*) FROM pg_stat_activity
 	'0',
 	'no queue launcher or worker runs on the standby');
 
-# The queue's entries in a server log, apart from the logged statements.
-sub queue_log_lines
-{
-	my ($node) = @_;
-	my @entries;
-	for my $line (split /\n/, slurp_file($node->logfile))
-	{
-		if ($line =~ /^\d{4}-\d\d-\d\d / || !@entries) { push @entries, $line; }
-		else { $entries[-1] .= "\n$line"; }
-	}
-	return grep { !/LOG:  statement: / && /queue/i } @entries;
-}
-is(join("\n", queue_log_lines($standby)), '',
+is(join("\n", QueueTest::queue_log_lines($standby)), '',
 	'and the standby logged nothing about the queue');
 
 # By hand, the relay fails as any write does on a standby.
@@ -169,15 +146,8 @@ SELECT count(*) || '/' || count(DISTINCT (j.headers->'event'->>'id')) || '/' || 
  WHERE j.queue = '$q'}),
 		"$n/$n/$n",
 		"$q: one job per event, none twice, none unknown");
-	is( $standby->safe_psql(
-			'postgres', qq{
-SELECT count(*) FROM (
-	SELECT p.seq, row_number() OVER (PARTITION BY p.key ORDER BY j.id) AS pos
-	  FROM queue.jobs j JOIN published p ON p.event_id = (j.headers->'event'->>'id')::bigint
-	 WHERE j.queue = '$q') x
- WHERE seq <> pos}),
-		'0',
-		"$q: per key, jobs in publishing order across the failover");
+	is(QueueTest::jobs_out_of_key_order($standby, $q),
+		'0', "$q: per key, jobs in publishing order across the failover");
 }
 # the ordered queue: one head per key, the rest blocked behind it
 is( $standby->safe_psql(

@@ -61,28 +61,23 @@ use warnings;
 
 use FindBin;
 use lib $FindBin::RealBin;
-use QueueCrash;
-use IPC::Run;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use Time::HiRes qw(time);
 
 my $nsagas   = 2_000;
 my $nworkers = 4;
 my $t0       = time();
 
-my $node = PostgreSQL::Test::Cluster->new('saga_crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'queue'
+my $node = QueueTest::preloaded_node(
+	'saga_crash', q{
 queue.databases = 'postgres'
 synchronous_commit = on
 max_connections = 100
 log_statement = none
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', qq{
@@ -242,28 +237,12 @@ my @unexpected;      # errors that are not the crash itself
 sub start_sessions
 {
 	my ($phase) = @_;
-	my @ss;
-	my @calls = (
-		[ "p$phase-starter", "CALL start_sagas($nsagas, 50)" ],
+	return (
+		QueueTest::start_psql($node, "p$phase-starter", "CALL start_sagas($nsagas, 50)"),
 		map {
-			[
-				"p$phase-w$_",
-				"CALL work('p$phase-w$_', $nsagas, now() + interval '150 seconds')"
-			]
+			QueueTest::start_psql($node, "p$phase-w$_",
+				"CALL work('p$phase-w$_', $nsagas, now() + interval '150 seconds')")
 		} 1 .. $nworkers);
-	for my $c (@calls)
-	{
-		my $s = { name => $c->[0], out => '', err => '' };
-		$s->{h} = IPC::Run::start(
-			[
-				'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1',
-				'-d', $node->connstr('postgres'), '-c', $c->[1]
-			],
-			'<', \undef, '>', \$s->{out}, '2>', \$s->{err},
-			IPC::Run::timeout(3 * $PostgreSQL::Test::Utils::timeout_default));
-		push @ss, $s;
-	}
-	return @ss;
 }
 
 # Waits for the sessions to exit and reads what they acknowledged.  After a
@@ -272,54 +251,20 @@ sub start_sessions
 sub collect_sessions
 {
 	my (@ss) = @_;
-	my $clean = 0;
-	for my $s (@ss)
-	{
-		my $ok = eval { $s->{h}->finish; 1 };
-		if (!$ok)
-		{
-			push @unexpected, "$s->{name}: $@";
-			$s->{h}->kill_kill;
-		}
-		$clean++ if $ok && $s->{h}->result == 0;
-		for my $line (split /\n/, $s->{err})
-		{
-			if ($line =~ /NOTICE:  committed (\d+)/)
-			{
-				$acked{$1}++;
-			}
-			elsif ($line =~ /NOTICE:  stale lease/)
-			{
-				$stale++;
-			}
-			elsif ($line =~ /NOTICE:  duplicate completion/)
-			{
-				$duplicates++;
-				push @unexpected, "$s->{name}: $line";
-			}
-			elsif ($line =~ /ERROR:/)
-			{
-				push @unexpected, "$s->{name}: $line";
-			}
-		}
-	}
-	return $clean;
+	return QueueTest::finish_psql(
+		\@ss,
+		acks       => { committed => \%acked },
+		stale      => \$stale,
+		duplicates => \$duplicates,
+		errors     => qr/ERROR:/,
+		unexpected => \@unexpected);
 }
 
 # Every acknowledged completion must be in the audit after a crash.
 sub check_acked_durable
 {
 	my ($what) = @_;
-	my @ids = sort { $a <=> $b } keys %acked;
-	my $missing = $node->safe_psql(
-		'postgres', qq{
-SELECT count(*) FROM unnest('{@{[join ',', @ids]}}'::bigint[]) a(id)
- WHERE NOT EXISTS (SELECT 1 FROM audit u WHERE u.job_id = a.id)
-	OR NOT EXISTS (SELECT 1 FROM queue.job_archive j
-					WHERE j.id = a.id AND j.state = 'completed')});
-	ok(scalar(@ids) > 0, "$what: workers acknowledged completions");
-	is($missing, '0',
-		"$what: all " . scalar(@ids) . " acknowledged completions survived");
+	QueueTest::check_acked_completions($node, $what, \%acked, 'audit');
 }
 
 sub finished_sagas
@@ -354,9 +299,7 @@ ok( $node->poll_query_until(
 		"SELECT count(*) >= $nsagas / 5 FROM queue.saga
 		  WHERE status IN ('completed', 'compensated')"),
 	'phase 1: sagas are finishing');
-$node->stop('immediate');
-collect_sessions(@ss);
-$node->start;
+QueueTest::crash_restart($node, 'immediate', sub { collect_sessions(@ss) });
 check_acked_durable('after stop immediate');
 my $leased1 = record_leased(1);
 
@@ -368,10 +311,7 @@ ok( $node->poll_query_until(
 		"SELECT count(*) >= $nsagas / 2 FROM queue.saga
 		  WHERE status IN ('completed', 'compensated')"),
 	'phase 2: sagas are finishing');
-my $pm = QueueCrash::kill9($node);
-collect_sessions(@ss);
-QueueCrash::wait_for_orphans($node, $pm);
-$node->start;
+QueueTest::crash_restart($node, 'kill9', sub { collect_sessions(@ss) });
 check_acked_durable('after kill -9 of the postmaster');
 my $leased2 = record_leased(2);
 

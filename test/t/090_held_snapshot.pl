@@ -25,6 +25,9 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -35,15 +38,11 @@ my $seconds = $ENV{SOAK_SECONDS} || 30;
 my $rate = $ENV{SOAK_RATE} || 500;
 my $n_consumers = 4;
 
-my $node = PostgreSQL::Test::Cluster->new('soak');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'queue'
+my $node = QueueTest::preloaded_node(
+	'soak', q{
 queue.databases = 'postgres'
 max_connections = 40
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{

@@ -68,7 +68,7 @@ use warnings;
 
 use FindBin;
 use lib $FindBin::RealBin;
-use QueueCrash;
+use QueueTest;
 use IPC::Run;
 use List::Util qw(shuffle);
 use PostgreSQL::Test::Cluster;
@@ -85,17 +85,13 @@ my $drain_limit = 180;   # seconds a drain may take before the test gives up
 srand($seed);
 note "seed $seed";
 
-my $node = PostgreSQL::Test::Cluster->new('storm');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'queue'
+my $node = QueueTest::preloaded_node(
+	'storm', qq{
 synchronous_commit = on
 restart_after_crash = on
 max_connections = @{[$clients + 20]}
 log_statement = none
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{
@@ -525,22 +521,18 @@ for my $cycle (1 .. @kinds)
 
 	if ($kind eq 'kill9')
 	{
-		my $pm = QueueCrash::kill9($node);
 		# The orphaned backends go on serving their clients until they next
 		# wait for something, which pgbench keeps them from: the clients go
 		# down with the server.
-		$h->kill_kill;
-		QueueCrash::wait_for_orphans($node, $pm);
-		$node->start;
+		QueueTest::crash_restart($node, 'kill9', sub { $h->kill_kill });
 	}
 	elsif ($kind eq 'immediate')
 	{
-		$node->stop('immediate');
-		$node->start;
+		QueueTest::crash_restart($node, 'immediate');
 	}
 	else
 	{
-		my $pm = QueueCrash::postmaster_pid($node);
+		my $pm = QueueTest::postmaster_pid($node);
 		my $pid = $node->safe_psql(
 			'postgres', q{
 SELECT pid FROM pg_stat_activity WHERE application_name = 'storm'
@@ -556,13 +548,12 @@ SELECT pid FROM pg_stat_activity WHERE application_name = 'storm'
 						$offset);
 				},
 				"cycle $cycle: the postmaster reinitialized");
-			is(QueueCrash::postmaster_pid($node), $pm,
+			is(QueueTest::postmaster_pid($node), $pm,
 				"cycle $cycle: by itself (same postmaster)");
 		}
 		else
 		{
-			$node->stop('immediate');
-			$node->start;
+			QueueTest::crash_restart($node, 'immediate');
 		}
 	}
 	if ($kind ne 'kill9' && !eval { $h->finish; 1 })

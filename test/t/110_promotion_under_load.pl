@@ -73,7 +73,9 @@
 use strict;
 use warnings;
 
-use IPC::Run;
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -92,18 +94,15 @@ my $t0          = time();
 
 # --- a primary and a synchronous standby ----------------------------------------
 
-my $primary = PostgreSQL::Test::Cluster->new('promo_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'queue'
+my $primary = QueueTest::preloaded_node(
+	'promo_primary', q{
 queue.databases = 'postgres'
 queue.naptime = '100ms'
 synchronous_commit = on
 max_connections = 100
 log_statement = none
-});
-$primary->start;
+},
+	allows_streaming => 1);
 
 $primary->safe_psql(
 	'postgres', qq{
@@ -123,10 +122,6 @@ SELECT queue.define_saga('trip', jsonb_build_array(
 
 CREATE TABLE enqueued (job_id bigint PRIMARY KEY, uid text NOT NULL UNIQUE,
 					   producer text NOT NULL);
-CREATE TABLE keyseq (key text PRIMARY KEY, seq int NOT NULL);
-INSERT INTO keyseq SELECT 'k' || g, 0 FROM generate_series(1, $nkeys) g;
-CREATE TABLE published (event_id bigint PRIMARY KEY, key text NOT NULL,
-						seq int NOT NULL, pub text NOT NULL, UNIQUE (key, seq));
 -- one row per completed job, written by the completing transaction;
 -- ordinal is the order in which they committed, per group of an ordered queue
 CREATE TABLE done (ordinal bigserial PRIMARY KEY, job_id bigint NOT NULL UNIQUE,
@@ -174,45 +169,9 @@ BEGIN
 END
 \$\$;
 
--- as pub() of 060_outbox_crash.pl, without the rollbacks
-CREATE PROCEDURE pub(pname text, target int, deadline timestamptz)
-LANGUAGE plpgsql AS \$\$
-DECLARE
-	made int;
-	n int;
-	keys text[];
-	ids bigint[];
-	s int;
-BEGIN
-	SELECT count(*) INTO made FROM published WHERE pub = pname;
-	COMMIT;
-	WHILE made < target LOOP
-		IF clock_timestamp() > deadline THEN
-			RAISE EXCEPTION 'publisher % gave up at the deadline', pname;
-		END IF;
-		n := least(1 + floor(random() * 5)::int, target - made);
-		SELECT array_agg('k' || (1 + floor(random() * $nkeys))::int) INTO keys
-		  FROM generate_series(1, n);
-		SELECT array_agg(p.id ORDER BY p.ord) INTO ids
-		  FROM queue.publish_many('ev',
-				(SELECT jsonb_agg(jsonb_build_object(
-							'key', k.key,
-							'payload', jsonb_build_object('pub', pname, 'key', k.key))
-						  ORDER BY k.ord)
-				   FROM unnest(keys) WITH ORDINALITY AS k(key, ord)))
-			   WITH ORDINALITY AS p(id, ord);
-		FOR i IN 1 .. n LOOP
-			UPDATE keyseq SET seq = seq + 1 WHERE key = keys[i] RETURNING seq INTO s;
-			INSERT INTO published VALUES (ids[i], keys[i], s, pname);
-		END LOOP;
-		PERFORM pg_sleep(random() * 0.02);
-		COMMIT;
-		RAISE NOTICE 'published %', ids;
-		made := made + n;
-	END LOOP;
-END
-\$\$;
-
+-- keyseq, published and pub(), as in 060_outbox_crash.pl, without the
+-- rollbacks
+@{[ QueueTest::publisher_sql(topic => 'ev', nkeys => $nkeys, ack => 'published') ]}
 -- starts sagas trip-1 .. trip-total, batch per transaction, going on from
 -- what committed (the idempotency keys would make a repeat harmless anyway)
 CREATE PROCEDURE start_sagas(total int, batch int)
@@ -348,17 +307,11 @@ BEGIN
 END
 \$\$;
 });
-ok( $primary->poll_query_until(
-		'postgres',
-		"SELECT state FROM queue.workers WHERE database = 'postgres'", 'idle'),
-	'the primary runs its worker');
+ok(QueueTest::worker_idle($primary), 'the primary runs its worker');
 
 # The backup is taken before synchronous_standby_names is set: the standby
 # gets every other setting of the primary.
-$primary->backup('bkp');
-my $standby = PostgreSQL::Test::Cluster->new('promo_standby');
-$standby->init_from_backup($primary, 'bkp', has_streaming => 1);
-$standby->start;
+my $standby = QueueTest::standby_of($primary, 'promo_standby');
 # the walreceiver's application_name is the standby's cluster_name, its name
 $primary->append_conf('postgresql.conf',
 	"synchronous_standby_names = '" . $standby->name . "'");
@@ -379,33 +332,25 @@ is( $standby->safe_psql(
 
 my %acked_job;      # "payload id:job id" => acknowledged enqueues
 my %acked_event;    # event id => acknowledged publishes
-my %acked_saga;     # saga id => 1
+my %acked_saga;     # saga id => acknowledged starts
 my %acked_done;     # job id => acknowledged completions
 my $stale = 0;
 my @unexpected;
-
-sub start_psql
-{
-	my ($node, $name, $sql) = @_;
-	my $p = { name => $name, out => '', err => '' };
-	$p->{h} = IPC::Run::start(
-		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
-		'<', \undef, '>', \$p->{out}, '2>', \$p->{err},
-		IPC::Run::timeout(3 * $PostgreSQL::Test::Utils::timeout_default));
-	return $p;
-}
 
 sub start_all
 {
 	my ($node, $phase) = @_;
 	my $deadline = "now() + interval '120 seconds'";
 	my @ps;
-	push @ps, start_psql($node, "prod$_", "CALL produce('prod$_', $jobs_each, $deadline)")
+	push @ps, QueueTest::start_psql($node, "prod$_",
+		"CALL produce('prod$_', $jobs_each, $deadline)")
 	  for 1 .. $nproducers;
-	push @ps, start_psql($node, "pub$_", "CALL pub('pub$_', $events_each, $deadline)")
+	push @ps, QueueTest::start_psql($node, "pub$_",
+		"CALL pub('pub$_', $events_each, $deadline)")
 	  for 1 .. $npublishers;
-	push @ps, start_psql($node, 'starter', "CALL start_sagas($nsagas, 5)");
-	push @ps, start_psql($node, "p$phase-w$_", "CALL work('p$phase-w$_', $deadline)")
+	push @ps, QueueTest::start_psql($node, 'starter', "CALL start_sagas($nsagas, 5)");
+	push @ps, QueueTest::start_psql($node, "p$phase-w$_",
+		"CALL work('p$phase-w$_', $deadline)")
 	  for 1 .. $nworkers;
 	return @ps;
 }
@@ -415,69 +360,39 @@ sub start_all
 sub collect
 {
 	my ($failover, @ps) = @_;
-	my $clean = 0;
-	for my $p (@ps)
-	{
-		my $ok = eval { $p->{h}->finish; 1 };
-		if (!$ok)
-		{
-			push @unexpected, "$p->{name}: $@";
-			$p->{h}->kill_kill;
-		}
-		$clean++ if $ok && $p->{h}->result == 0;
-		for my $line (split /\n/, $p->{err})
-		{
-			if ($line =~ /NOTICE:  enqueued \{([^}]+)\}/)
-			{
-				$acked_job{$_}++ for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  published \{([\d,]+)\}/)
-			{
-				$acked_event{$_}++ for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  started \{([\d,]+)\}/)
-			{
-				$acked_saga{$_} = 1 for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  committed \{([\d,]+)\}/)
-			{
-				$acked_done{$_}++ for split /,/, $1;
-			}
-			elsif ($line =~ /NOTICE:  stale lease/)
-			{
-				$stale++;
-			}
-			elsif ($line =~ /duplicate completion/
-				|| (!$failover && $line =~ /ERROR|FATAL/))
-			{
-				push @unexpected, "$p->{name}: $line";
-			}
-		}
-	}
-	return $clean;
+	return QueueTest::finish_psql(
+		\@ps,
+		acks => {
+			enqueued  => \%acked_job,
+			published => \%acked_event,
+			started   => \%acked_saga,
+			committed => \%acked_done
+		},
+		stale      => \$stale,
+		errors     => ($failover ? undef : qr/ERROR|FATAL/),
+		unexpected => \@unexpected);
 }
 
 # Everything acknowledged so far is on the node.
 sub check_acked
 {
 	my ($node, $what) = @_;
-	my $list = sub { join ',', map { qq{"$_"} } sort keys %{ $_[0] } };
 	my $res = $node->safe_psql(
 		'postgres', qq{
 SELECT (SELECT count(*)
 		  FROM (SELECT split_part(a, ':', 1) AS uid, split_part(a, ':', 2)::bigint AS id
-				  FROM unnest('{@{[ $list->(\%acked_job) ]}}'::text[]) a) a
+				  FROM unnest(@{[ QueueTest::sql_array(\%acked_job, 'text') ]}) a) a
 		  LEFT JOIN (SELECT j.payload->>'uid' AS uid, count(*) AS n, min(j.id) AS id
 					   FROM queue.jobs j WHERE j.queue = 'jobs' GROUP BY 1) j USING (uid)
 		 WHERE j.n IS DISTINCT FROM 1 OR j.id <> a.id
 			OR NOT EXISTS (SELECT 1 FROM enqueued e WHERE e.uid = a.uid AND e.job_id = a.id)),
-	   (SELECT count(*) FROM unnest('{@{[ $list->(\%acked_event) ]}}'::bigint[]) a(id)
+	   (SELECT count(*) FROM unnest(@{[ QueueTest::sql_array(\%acked_event, 'bigint') ]}) a(id)
 		 WHERE NOT EXISTS (SELECT 1 FROM published p WHERE p.event_id = a.id)
 			OR NOT EXISTS (SELECT 1 FROM queue.events e WHERE e.id = a.id)),
-	   (SELECT count(*) FROM unnest('{@{[ $list->(\%acked_saga) ]}}'::bigint[]) a(id)
+	   (SELECT count(*) FROM unnest(@{[ QueueTest::sql_array(\%acked_saga, 'bigint') ]}) a(id)
 		 WHERE NOT EXISTS (SELECT 1 FROM queue.saga s
 							WHERE s.id = a.id AND s.saga_type = 'trip')),
-	   (SELECT count(*) FROM unnest('{@{[ $list->(\%acked_done) ]}}'::bigint[]) a(id)
+	   (SELECT count(*) FROM unnest(@{[ QueueTest::sql_array(\%acked_done, 'bigint') ]}) a(id)
 		 WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.job_id = a.id)
 			OR NOT EXISTS (SELECT 1 FROM queue.job_archive j
 							WHERE j.id = a.id AND j.state = 'completed'))});
@@ -618,15 +533,8 @@ SELECT count(*) || '/' || count(DISTINCT (j.headers->'event'->>'id')) || '/' || 
  WHERE j.queue = '$q'}),
 		"$nevents/$nevents/$nevents/$nevents/$nevents",
 		"$q: one job per committed event, none twice, none unknown, each completed once");
-	is( $standby->safe_psql(
-			'postgres', qq{
-SELECT count(*) FROM (
-	SELECT p.seq, row_number() OVER (PARTITION BY p.key ORDER BY j.id) AS pos
-	  FROM queue.jobs j JOIN published p ON p.event_id = (j.headers->'event'->>'id')::bigint
-	 WHERE j.queue = '$q') x
- WHERE seq <> pos}),
-		'0',
-		"$q: per key, the jobs in publishing order across the failover");
+	is(QueueTest::jobs_out_of_key_order($standby, $q),
+		'0', "$q: per key, the jobs in publishing order across the failover");
 }
 is( $standby->safe_psql(
 		'postgres', q{

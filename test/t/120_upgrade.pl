@@ -47,6 +47,9 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use QueueTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -54,10 +57,7 @@ use Time::HiRes qw(time);
 
 my $t0 = time();
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'queue'");
-$node->start;
+my $node = QueueTest::preloaded_node('upgrade');
 
 is( $node->safe_psql(
 		'postgres',
