@@ -179,5 +179,26 @@ SELECT queue.prune(0);
 \echo sqlstate: :LAST_ERROR_SQLSTATE
 SELECT queue.prune(NULL);
 
+-- batch_size bounds prune whatever the plan: with every join method but the
+-- nested loop turned off, a locking subquery in a semi join would run again
+-- for each row deleted and take the whole queue.
+SELECT queue.create_queue('q07_prune_plan', max_attempts => 1, retention => '1 hour');
+SELECT count(*) FROM queue.enqueue_many('q07_prune_plan',
+  (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', i)))
+     FROM generate_series(1, 6) i));
+CREATE TEMP TABLE q07_pp AS SELECT * FROM queue.claim('q07_prune_plan', 'w', 6);
+SELECT count(*) FROM q07_pp, LATERAL queue.complete(job_id, lease_token);
+SELECT queue.alter_queue('q07_prune_plan', retention => '1 millisecond');
+SELECT pg_sleep(0.01);
+ALTER FUNCTION queue.prune(integer) SET enable_hashjoin = off;
+ALTER FUNCTION queue.prune(integer) SET enable_mergejoin = off;
+ALTER FUNCTION queue.prune(integer) SET enable_material = off;
+ALTER FUNCTION queue.prune(integer) SET enable_hashagg = off;
+ALTER FUNCTION queue.prune(integer) SET enable_sort = off;
+SELECT queue.prune(batch_size => 2) AS pruned;
+SELECT count(*) AS left FROM queue.list_jobs('q07_prune_plan');
+ALTER FUNCTION queue.prune(integer) RESET ALL;
+ALTER FUNCTION queue.prune(integer) SET search_path = pg_catalog, pg_temp;
+
 -- Clean up.
 SELECT queue.drop_queue(name, force => true) FROM queue.list_queues() WHERE name LIKE 'q07%';

@@ -315,15 +315,17 @@ BEGIN
 	PERFORM queue._check_batch_size(batch_size);
 	FOR q IN SELECT * FROM queue.queue ORDER BY id LOOP
 		FOREACH st IN ARRAY ARRAY['completed', 'cancelled', 'dead'] LOOP
-			DELETE FROM queue.job_archive a
-			 WHERE a.id IN (
+			-- MATERIALIZED: evaluated once, so never more than batch_size
+			-- (a semi join could run the subquery again for each row)
+			WITH victim AS MATERIALIZED (
 				SELECT b.id FROM queue.job_archive b
 				 WHERE b.queue_id = q.id AND b.state = st
 				   AND b.finished_at < clock_timestamp()
 					   - CASE WHEN st = 'dead' THEN q.dead_retention ELSE q.retention END
 				 ORDER BY b.id
 				 LIMIT batch_size
-				 FOR UPDATE SKIP LOCKED);
+				 FOR UPDATE SKIP LOCKED)
+			DELETE FROM queue.job_archive a USING victim v WHERE a.id = v.id;
 			GET DIAGNOSTICS n = ROW_COUNT;
 			total := total + n;
 		END LOOP;

@@ -410,14 +410,15 @@ DECLARE
 BEGIN
 	PERFORM queue._check_batch_size(batch_size);
 	FOR t IN SELECT * FROM queue.topic ORDER BY id LOOP
-		DELETE FROM queue.event_archive a
-		 WHERE a.id IN (
+		-- MATERIALIZED: evaluated once, so never more than batch_size
+		WITH victim AS MATERIALIZED (
 			SELECT b.id FROM queue.event_archive b
 			 WHERE b.topic_id = t.id AND b.state = 'relayed'
 			   AND b.finished_at < clock_timestamp() - t.retention
 			 ORDER BY b.finished_at
 			 LIMIT batch_size
-			 FOR UPDATE SKIP LOCKED);
+			 FOR UPDATE SKIP LOCKED)
+		DELETE FROM queue.event_archive a USING victim v WHERE a.id = v.id;
 		GET DIAGNOSTICS n = ROW_COUNT;
 		total := total + n;
 	END LOOP;

@@ -9,6 +9,9 @@
  *	  which keep the backends' queue lookup caches true (src/queue.c).
  *	- queue.complete_and_claim, in the consumer access level: roles that
  *	  hold that level (or admin) through grant_access get it here.
+ *	- queue.prune and queue.prune_events delete at most batch_size rows per
+ *	  queue and state (per topic): their victims are a MATERIALIZED CTE, as
+ *	  a semi join could run the locking subquery again for each row.
  *
  * The upgrade test (test/t/120_upgrade.pl) installs 0.1.0, fills it, runs
  * ALTER EXTENSION queue UPDATE and compares every object with a fresh
@@ -64,6 +67,69 @@ AS 'MODULE_PATHNAME', 'queue_complete_and_claim'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 ROWS 1;
+
+-- At most batch_size rows per queue and state (40_jobs.sql).
+CREATE OR REPLACE FUNCTION queue.prune(batch_size integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	q record;
+	st text;
+	n bigint;
+	total bigint := 0;
+BEGIN
+	PERFORM queue._check_batch_size(batch_size);
+	FOR q IN SELECT * FROM queue.queue ORDER BY id LOOP
+		FOREACH st IN ARRAY ARRAY['completed', 'cancelled', 'dead'] LOOP
+			-- MATERIALIZED: evaluated once, so never more than batch_size
+			-- (a semi join could run the subquery again for each row)
+			WITH victim AS MATERIALIZED (
+				SELECT b.id FROM queue.job_archive b
+				 WHERE b.queue_id = q.id AND b.state = st
+				   AND b.finished_at < clock_timestamp()
+					   - CASE WHEN st = 'dead' THEN q.dead_retention ELSE q.retention END
+				 ORDER BY b.id
+				 LIMIT batch_size
+				 FOR UPDATE SKIP LOCKED)
+			DELETE FROM queue.job_archive a USING victim v WHERE a.id = v.id;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			total := total + n;
+		END LOOP;
+	END LOOP;
+	RETURN total;
+END;
+$$;
+
+-- At most batch_size events per topic (60_outbox.sql).
+CREATE OR REPLACE FUNCTION queue.prune_events(batch_size integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t record;
+	n bigint;
+	total bigint := 0;
+BEGIN
+	PERFORM queue._check_batch_size(batch_size);
+	FOR t IN SELECT * FROM queue.topic ORDER BY id LOOP
+		-- MATERIALIZED: evaluated once, so never more than batch_size
+		WITH victim AS MATERIALIZED (
+			SELECT b.id FROM queue.event_archive b
+			 WHERE b.topic_id = t.id AND b.state = 'relayed'
+			   AND b.finished_at < clock_timestamp() - t.retention
+			 ORDER BY b.finished_at
+			 LIMIT batch_size
+			 FOR UPDATE SKIP LOCKED)
+		DELETE FROM queue.event_archive a USING victim v WHERE a.id = v.id;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		total := total + n;
+	END LOOP;
+	RETURN total;
+END;
+$$;
 
 /*
  * The access levels, with complete_and_claim among the consumer's
