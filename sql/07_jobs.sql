@@ -182,7 +182,7 @@ SELECT queue.prune(NULL);
 -- batch_size bounds prune whatever the plan: with every join method but the
 -- nested loop turned off, a locking subquery in a semi join would run again
 -- for each row deleted and take the whole queue.
-SELECT queue.create_queue('q07_prune_plan', max_attempts => 1, retention => '1 hour');
+SELECT queue.create_queue('q07_prune_plan', max_attempts => 1, retention => '1 hour') IS NOT NULL AS created;
 SELECT count(*) FROM queue.enqueue_many('q07_prune_plan',
   (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('n', i)))
      FROM generate_series(1, 6) i));

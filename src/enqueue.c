@@ -218,7 +218,8 @@ insert_one(const QueueInfo *queue, JobSpec *s, TimestampTz now)
 									 10, argtypes),
 						  values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT || SPI_processed != 1)
-		elog(ERROR, "enqueue insert failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "enqueue insert failed: %s, %llu rows",
+			 SPI_result_code_string(rc), (unsigned long long) SPI_processed);
 	s->done = true;
 }
 
@@ -311,7 +312,8 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 		rc = SPI_execute_plan(queue_plan(&plan_plain, JOB_INSERT_UNNEST, 12, argtypes),
 							  values, NULL, false, 0);
 		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) m)
-			elog(ERROR, "enqueue insert failed: %s", SPI_result_code_string(rc));
+			elog(ERROR, "enqueue insert failed: %s, %llu rows of %d",
+				 SPI_result_code_string(rc), (unsigned long long) SPI_processed, m);
 		for (int k = 0; k < n; k++)
 			specs[k].done = true;
 		return;
@@ -365,8 +367,14 @@ resolve_duplicates(const QueueInfo *queue, JobSpec *specs, int n)
 	uint64		i;
 
 	for (int k = 0; k < n; k++)
-		if (!specs[k].done)
-			keys[m++] = CStringGetTextDatum(specs[k].dedup_key);
+	{
+		if (specs[k].done)
+			continue;
+		/* only a key can keep a row out; anything else is a bug, not a race */
+		if (specs[k].dedup_key == NULL)
+			elog(ERROR, "enqueue did not insert a job without a deduplication key");
+		keys[m++] = CStringGetTextDatum(specs[k].dedup_key);
+	}
 	if (m == 0)
 		return 0;
 

@@ -57,7 +57,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
-#include "utils/rel.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -69,6 +68,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "queue.h"
 
@@ -147,11 +147,24 @@ queue_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
  * drop once it has accepted the pending invalidations, as it does before
  * every use of the cache.
  *
- * A row read by a query can be older than an invalidation accepted while
- * that query ran (its locks are taken after its snapshot); the generation
- * counter tells, and such a row is used but not kept.  Transactions with a
- * transaction snapshot (REPEATABLE READ, SERIALIZABLE) bypass the cache,
- * so they see the queue as their snapshot does, exactly as before.
+ * A commit sends its invalidations after its commit callbacks have run,
+ * and those wake the waiting claims (wake.c): a claim woken by
+ * resume_queue could find the queue still paused in its cache and sleep
+ * on.  So a paused queue is never served from the cache: paused queues
+ * are off the hot path, and their claims read the row afresh.  Any other
+ * call that starts once the changing transaction's COMMIT has returned
+ * sees the change.
+ *
+ * Filling the cache can itself accept invalidations (the catalog lookups
+ * and the relation_open of queue_cache_store), after the row was read;
+ * the generation counter tells, and such a row is used but not kept.
+ * Transactions with a transaction snapshot (REPEATABLE READ, SERIALIZABLE)
+ * bypass the cache, so they see the queue as their snapshot does, exactly
+ * as before.
+ *
+ * The triggers are a row trigger for INSERT, UPDATE and DELETE (logical
+ * replication's apply fires row triggers only) and a statement trigger
+ * for TRUNCATE, both enabled ALWAYS; without both, nothing is cached.
  */
 typedef struct QueueCacheEntry
 {
@@ -164,8 +177,9 @@ static Oid	queue_cache_relid = InvalidOid; /* queue.queue, once known */
 static uint64 queue_cache_generation = 0;	/* bumped at each invalidation */
 
 /*
- * Relcache invalidation callback: forget every cached queue when
- * queue.queue (or the whole relcache) is invalidated.
+ * queue_cache_callback
+ *		Relcache invalidation callback: forgets every cached queue when
+ *		queue.queue (or the whole relcache) is invalidated.
  */
 static void
 queue_cache_callback(Datum arg, Oid relid)
@@ -202,7 +216,7 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 	if (queue_cache == NULL || strlen(name) > QUEUE_NAME_MAXLEN)
 		return false;
 	entry = hash_search(queue_cache, name, HASH_FIND, NULL);
-	if (entry == NULL)
+	if (entry == NULL || entry->info.paused)
 		return false;
 	*info = entry->info;
 	return true;
@@ -210,33 +224,37 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 
 /*
  * queue_cache_trigger_enabled
- *		Whether queue.queue has its trigger queue_changed, enabled ALWAYS.
- *		Without it (a schema of 0.1.0 not yet updated, the trigger disabled,
- *		or enabled for origin sessions only, so that it would miss changes
- *		made under session_replication_role = replica) a change to a queue
- *		might not reach the caches, so nothing is cached.
- *		Adding, dropping or disabling the trigger invalidates queue.queue,
- *		which empties the cache, so the answer is asked again then.
+ *		Whether queue.queue has both of its triggers, queue_changed (rows)
+ *		and queue_truncated, enabled ALWAYS.  Without them (a schema of
+ *		0.1.0 not yet updated, a trigger disabled, or enabled for origin
+ *		sessions only, so that it would miss changes made under
+ *		session_replication_role = replica) a change to a queue might not
+ *		reach the caches, so nothing is cached.  Adding, dropping or
+ *		altering a trigger invalidates queue.queue, which empties the cache,
+ *		so the answer is asked again then.
  */
 static bool
 queue_cache_trigger_enabled(void)
 {
-	Relation	rel = relation_open(queue_cache_relid, AccessShareLock);
-	bool		found = false;
+	Relation	rel = try_relation_open(queue_cache_relid, AccessShareLock);
+	int			found = 0;
 
+	if (rel == NULL)
+		return false;
 	if (rel->trigdesc != NULL)
 	{
 		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
 		{
 			Trigger    *t = &rel->trigdesc->triggers[i];
 
-			if (strcmp(t->tgname, "queue_changed") == 0 &&
-				t->tgenabled == TRIGGER_FIRES_ALWAYS)
-				found = true;
+			if (t->tgenabled == TRIGGER_FIRES_ALWAYS &&
+				(strcmp(t->tgname, "queue_changed") == 0 ||
+				 strcmp(t->tgname, "queue_truncated") == 0))
+				found++;
 		}
 	}
 	relation_close(rel, AccessShareLock);
-	return found;
+	return found == 2;
 }
 
 /*
@@ -253,7 +271,11 @@ queue_cache_store(const char *name, const QueueInfo *info, uint64 generation)
 		return;
 	if (!OidIsValid(queue_cache_relid))
 	{
-		queue_cache_relid = get_relname_relid("queue", get_namespace_oid("queue", false));
+		Oid			nsp = get_namespace_oid("queue", true);
+
+		if (!OidIsValid(nsp))
+			return;
+		queue_cache_relid = get_relname_relid("queue", nsp);
 		if (!OidIsValid(queue_cache_relid))
 			return;
 	}
@@ -278,8 +300,10 @@ queue_cache_store(const char *name, const QueueInfo *info, uint64 generation)
 
 /*
  * queue_cache_invalidate_trigger
- *		Statement trigger on queue.queue: every change to a queue reaches
- *		the lookup caches of all backends at commit.
+ *		Trigger on queue.queue (per row, and per statement for TRUNCATE):
+ *		every change to a queue reaches the lookup caches of all backends
+ *		at commit.  Repeated invalidations of one table in a transaction
+ *		are merged, so a row trigger costs no more than one per statement.
  */
 PG_FUNCTION_INFO_V1(queue_cache_invalidate_trigger);
 

@@ -548,8 +548,7 @@ run_step(const char *activity, const char *sql, int32 batch_size)
 /*
  * analyze_grown_tables
  *		ANALYZEs queue.job and queue.event when one holds far more rows than
- *		its statistics say; returns how many it analyzed, or -1 when the
- *		extension is not installed.
+ *		its statistics say; returns how many it asked to analyze.
  *
  * The hot path's plans are generic and kept, and they are made from the
  * statistics at hand: made while a table is empty, they may read it whole
@@ -561,7 +560,9 @@ run_step(const char *activity, const char *sql, int32 batch_size)
  * queue.naptime.  A table counts as grown when it has over 1,000 live
  * rows and over four times the rows of its last ANALYZE (the live count
  * comes from the cumulative statistics, flushed by backends about once a
- * second).
+ * second).  SKIP_LOCKED: a table that a VACUUM holds is left for the next
+ * pass, rather than stall the worker (relay included) or cancel an
+ * autovacuum.
  */
 static int64
 analyze_grown_tables(const char *activity, const char *sql, int32 batch_size)
@@ -588,7 +589,7 @@ analyze_grown_tables(const char *activity, const char *sql, int32 batch_size)
 		{
 			char	   *relname = SPI_getvalue(grown->vals[i], grown->tupdesc, 1);
 
-			rc = SPI_execute(psprintf("ANALYZE queue.%s", quote_identifier(relname)),
+			rc = SPI_execute(psprintf("ANALYZE (SKIP_LOCKED) queue.%s", quote_identifier(relname)),
 							 false, 0);
 			if (rc != SPI_OK_UTILITY)
 				elog(ERROR, "ANALYZE of queue.%s failed: %s", relname,

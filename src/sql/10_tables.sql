@@ -39,14 +39,19 @@ ALTER SEQUENCE queue.queue_id_seq OWNED BY queue.queue.id;
 
 COMMENT ON TABLE queue.queue IS 'queues and their settings';
 
--- Backends cache the queues they look up; this keeps the caches true.  It
--- fires ALWAYS, also under session_replication_role = replica (a logical
--- replication apply, a restore), since a change made there must reach the
--- caches too.
+-- Backends cache the queues they look up; these keep the caches true.  A
+-- row trigger, since logical replication's apply fires row triggers only,
+-- and a statement trigger for TRUNCATE; both fire ALWAYS, also under
+-- session_replication_role = replica (an apply worker, a restore), since a
+-- change made there must reach the caches too.
 CREATE TRIGGER queue_changed
-	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue.queue
+	AFTER INSERT OR UPDATE OR DELETE ON queue.queue
+	FOR EACH ROW EXECUTE FUNCTION queue._queue_changed();
+CREATE TRIGGER queue_truncated
+	AFTER TRUNCATE ON queue.queue
 	FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed();
 ALTER TABLE queue.queue ENABLE ALWAYS TRIGGER queue_changed;
+ALTER TABLE queue.queue ENABLE ALWAYS TRIGGER queue_truncated;
 
 CREATE SEQUENCE queue.job_id_seq;
 

@@ -5,8 +5,9 @@
  *
  * What 0.2.0 adds, each change as it stands in the install script
  * (src/sql) and in the same words:
- *	- queue._queue_changed() and the trigger queue_changed on queue.queue,
- *	  which keep the backends' queue lookup caches true (src/queue.c).
+ *	- queue._queue_changed() and the triggers queue_changed and
+ *	  queue_truncated on queue.queue, which keep the backends' queue lookup
+ *	  caches true (src/queue.c).
  *	- queue.complete_and_claim, in the consumer access level: roles that
  *	  hold that level (or admin) through grant_access get it here.
  *	- queue.prune and queue.prune_events delete at most batch_size rows per
@@ -33,14 +34,19 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'queue_cache_invalidate_trigger'
 LANGUAGE C;
 
--- Backends cache the queues they look up; this keeps the caches true.  It
--- fires ALWAYS, also under session_replication_role = replica (a logical
--- replication apply, a restore), since a change made there must reach the
--- caches too.
+-- Backends cache the queues they look up; these keep the caches true.  A
+-- row trigger, since logical replication's apply fires row triggers only,
+-- and a statement trigger for TRUNCATE; both fire ALWAYS, also under
+-- session_replication_role = replica (an apply worker, a restore), since a
+-- change made there must reach the caches too.
 CREATE TRIGGER queue_changed
-	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON queue.queue
+	AFTER INSERT OR UPDATE OR DELETE ON queue.queue
+	FOR EACH ROW EXECUTE FUNCTION queue._queue_changed();
+CREATE TRIGGER queue_truncated
+	AFTER TRUNCATE ON queue.queue
 	FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed();
 ALTER TABLE queue.queue ENABLE ALWAYS TRIGGER queue_changed;
+ALTER TABLE queue.queue ENABLE ALWAYS TRIGGER queue_truncated;
 
 -- complete_many, then claim without a wait, in one statement: a worker's
 -- loop in one round trip and one commit.
@@ -220,20 +226,40 @@ $$;
 REVOKE ALL ON FUNCTION queue._queue_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[]) FROM PUBLIC;
 
--- Roles given consumer or admin access under 0.1.0 get the new function,
--- as grant_access would give it now.
+-- The roles that may complete jobs under 0.1.0 (EXECUTE on complete_many,
+-- given by grant_access or by hand; read from the grants themselves, which
+-- pg_dump keeps, not from queue.access_grant, which it does not) get the
+-- new function too.  On PostgreSQL 17 and later a GRANT made here would
+-- also record a role dependency of the function's initial privileges,
+-- which the correction below would leave behind (and DROP ROLE would then
+-- fail), so there the roles are named in a NOTICE instead, to be granted
+-- again with queue.grant_access.
 DO $$
 DECLARE
-	r regrole;
+	fn CONSTANT pg_catalog.regprocedure :=
+		'queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[])';
+	r pg_catalog.regrole;
+	names text := '';
 BEGIN
 	FOR r IN
-		SELECT DISTINCT g.role_oid::regrole
-		  FROM queue.access_grant g
-		 WHERE g.access IN ('consumer', 'admin')
-		   AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid = g.role_oid)
+		SELECT DISTINCT a.grantee::pg_catalog.regrole
+		  FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+		 WHERE p.oid = 'queue.complete_many(bigint[], uuid[], jsonb[])'::pg_catalog.regprocedure
+		   AND a.privilege_type = 'EXECUTE'
+		   AND a.grantee <> p.proowner
+		   AND a.grantee <> 0
+		 ORDER BY 1
 	LOOP
-		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION queue.complete_and_claim(bigint[], uuid[], text, text, integer, interval, jsonb[]) TO %s', r);
+		IF pg_catalog.current_setting('server_version_num')::integer < 170000 THEN
+			EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, r);
+		ELSE
+			names := names || ' ' || r::text;
+		END IF;
 	END LOOP;
+	IF names <> '' THEN
+		RAISE NOTICE 'queue.complete_and_claim was not granted to:%', names
+			USING HINT = 'Run queue.grant_access(role, ''consumer'') for each of them.';
+	END IF;
 END;
 $$;
 

@@ -709,10 +709,11 @@ SELECT set_eq(
     'complete_and_claim: C, volatile, not strict, set-returning, SECURITY DEFINER, ROWS 1, search_path pinned; _queue_changed: C, volatile, no settings');
 SELECT trigger_is('queue', 'queue', 'queue_changed', 'queue', '_queue_changed',
                   'trigger queue_changed on queue.queue calls queue._queue_changed()');
-SELECT is(pg_get_triggerdef(t.oid),
-          'CREATE TRIGGER queue_changed AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON queue.queue FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed()',
-          'queue_changed fires after every kind of change to queue.queue, once per statement')
-  FROM pg_trigger t WHERE t.tgrelid = 'queue.queue'::regclass AND t.tgname = 'queue_changed';
+SELECT is(string_agg(pg_get_triggerdef(t.oid) || ' [' || t.tgenabled::text || ']', E'\n' ORDER BY t.tgname),
+          E'CREATE TRIGGER queue_changed AFTER INSERT OR DELETE OR UPDATE ON queue.queue FOR EACH ROW EXECUTE FUNCTION queue._queue_changed() [A]\n'
+          'CREATE TRIGGER queue_truncated AFTER TRUNCATE ON queue.queue FOR EACH STATEMENT EXECUTE FUNCTION queue._queue_changed() [A]',
+          'queue_changed (each row) and queue_truncated (TRUNCATE) fire ALWAYS after every change to queue.queue')
+  FROM pg_trigger t WHERE t.tgrelid = 'queue.queue'::regclass AND NOT t.tgisinternal;
 SELECT throws_ok('SELECT queue._queue_changed()', '39P01', 'queue._queue_changed() must be called as a trigger',
                  'queue._queue_changed() cannot be called except as a trigger');
 
