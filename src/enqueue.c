@@ -201,7 +201,7 @@ insert_one(const QueueInfo *queue, JobSpec *s, TimestampTz now)
 	values[1] = Int32GetDatum(queue->id);
 	values[2] = Int32GetDatum(s->priority);
 	values[3] = TimestampTzGetDatum(s->run_at);
-	values[4] = Int32GetDatum(s->max_attempts > 0 ? s->max_attempts : queue->max_attempts);
+	values[4] = Int32GetDatum(s->max_attempts);
 	values[5] = PointerGetDatum(s->retry_policy);
 	nulls[5] = s->retry_policy ? ' ' : 'n';
 	values[6] = PointerGetDatum(s->payload);
@@ -279,8 +279,7 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 		ids[m] = Int64GetDatum(s->id);
 		prio[m] = Int32GetDatum(s->priority);
 		runat[m] = TimestampTzGetDatum(s->run_at);
-		maxatt[m] = Int32GetDatum(s->max_attempts > 0 ? s->max_attempts
-								  : queue->max_attempts);
+		maxatt[m] = Int32GetDatum(s->max_attempts);
 		policy[m] = PointerGetDatum(s->retry_policy);
 		policy_null[m] = (s->retry_policy == NULL);
 		payload[m] = PointerGetDatum(s->payload);
@@ -536,6 +535,11 @@ queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz n
 	 */
 	if (queue->ordered)
 		nblocked = mark_blocked(queue, specs, n);
+
+	/* the queue's default, decided once for both forms of the insert */
+	for (int k = 0; k < n; k++)
+		if (specs[k].max_attempts <= 0)
+			specs[k].max_attempts = queue->max_attempts;
 
 	seq = get_relname_relid("job_id_seq", get_namespace_oid("queue", false));
 	if (!OidIsValid(seq))

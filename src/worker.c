@@ -490,6 +490,33 @@ queue_launcher_main(Datum main_arg)
 }
 
 /*
+ * step_begin / step_end
+ *		The bracket of one maintenance statement: its own transaction, an
+ *		SPI connection and a snapshot, and the activity shown in
+ *		pg_stat_activity; step_end commits and flushes the statistics.
+ */
+static void
+step_begin(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+step_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(true);
+}
+
+/*
  * run_step
  *		Runs one maintenance statement (returning a bigint count) in its
  *		own transaction, repeating while it fills its batch; returns the
@@ -507,12 +534,7 @@ run_step(const char *activity, const char *sql, int32 batch_size)
 		bool		installed;
 		int			rc;
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, activity);
+		step_begin(activity);
 
 		rc = SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'queue'",
 						 true, 1);
@@ -530,11 +552,7 @@ run_step(const char *activity, const char *sql, int32 batch_size)
 											SPI_tuptable->tupdesc, 1, &isnull));
 		}
 
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		pgstat_report_stat(true);
+		step_end();
 
 		if (!installed)
 			return -1;
@@ -570,12 +588,7 @@ analyze_grown_tables(const char *activity, const char *sql, int32 batch_size)
 	int64		n = 0;
 	int			rc;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
+	step_begin(activity);
 
 	rc = SPI_execute(sql, true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -598,11 +611,7 @@ analyze_grown_tables(const char *activity, const char *sql, int32 batch_size)
 		}
 	}
 
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	pgstat_report_stat(true);
+	step_end();
 	return n;
 }
 
