@@ -17,6 +17,7 @@ OBJS = \
 	src/guc.o \
 	src/names.o \
 	src/enqueue.o \
+	src/rowwriter.o \
 	src/groups.o \
 	src/locks.o \
 	src/outbox.o \

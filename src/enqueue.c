@@ -4,11 +4,14 @@
  *	  queue.enqueue and queue.enqueue_many: putting jobs into a queue.
  *
  * Both build the same set of job specifications and hand them to
- * enqueue_jobs, which inserts them all with one INSERT ... SELECT FROM
- * unnest(arrays) statement (a batch of 10,000 is one statement, not a
- * loop).  Job ids are drawn from queue.job_id_seq here, before the insert,
- * so that each input position knows its id without relying on the order
- * of RETURNING.
+ * enqueue_jobs.  Jobs without deduplication keys are written by the row
+ * writer (rowwriter.c), which does an INSERT's work without planning and
+ * starting a statement per call; where it declines (a trigger on
+ * queue.job, say), and for jobs with keys, one INSERT ... SELECT FROM
+ * unnest(arrays) statement inserts them all (a batch of 10,000 is one
+ * statement, not a loop).  Job ids are drawn from queue.job_id_seq here,
+ * before the insert, so that each input position knows its id without
+ * relying on the order of RETURNING.
  *
  * Deduplication: a key is unique among a queue's live jobs (the partial
  * unique index job_dedup_idx), and the insert says ON CONFLICT DO NOTHING.
@@ -182,58 +185,110 @@ cmp_keyid(const void *a, const void *b)
 	"             payload, headers, dedup_key, group_key, blocked)"
 
 /*
- * insert_one
- *		Inserts one job that has no deduplication key: a plain INSERT of
- *		one row, the cheapest statement there is for it.
+ * The columns an enqueue sets, for the row writer (rowwriter.c); every
+ * other column of queue.job is NULL in a new job.
  */
-static void
-insert_one(const QueueInfo *queue, JobSpec *s, TimestampTz now)
+enum
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[10] = {INT8OID, INT4OID, INT4OID, TIMESTAMPTZOID,
-		INT4OID, JSONBOID, JSONBOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[10];
-	char		nulls[10];
-	int			rc;
+	JOBCOL_ID,
+	JOBCOL_QUEUE_ID,
+	JOBCOL_STATE,
+	JOBCOL_PRIORITY,
+	JOBCOL_RUN_AT,
+	JOBCOL_ATTEMPTS,
+	JOBCOL_MAX_ATTEMPTS,
+	JOBCOL_RETRY_POLICY,
+	JOBCOL_PAYLOAD,
+	JOBCOL_HEADERS,
+	JOBCOL_DEDUP_KEY,
+	JOBCOL_GROUP_KEY,
+	JOBCOL_ERRORS,
+	JOBCOL_CREATED_AT,
+	JOBCOL_COUNT
+};
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(s->id);
-	values[1] = Int32GetDatum(queue->id);
-	values[2] = Int32GetDatum(s->priority);
-	values[3] = TimestampTzGetDatum(s->run_at);
-	values[4] = Int32GetDatum(s->max_attempts);
-	values[5] = PointerGetDatum(s->retry_policy);
-	nulls[5] = s->retry_policy ? ' ' : 'n';
-	values[6] = PointerGetDatum(s->payload);
-	values[7] = PointerGetDatum(s->headers);
-	nulls[7] = s->headers ? ' ' : 'n';
-	values[8] = s->group_key ? CStringGetTextDatum(s->group_key) : (Datum) 0;
-	nulls[8] = s->group_key ? ' ' : 'n';
-	values[9] = TimestampTzGetDatum(now);
+static const QueueColumn job_columns[JOBCOL_COUNT] = {
+	{"id", INT8OID},
+	{"queue_id", INT4OID},
+	{"state", TEXTOID},
+	{"priority", INT4OID},
+	{"run_at", TIMESTAMPTZOID},
+	{"attempts", INT4OID},
+	{"max_attempts", INT4OID},
+	{"retry_policy", JSONBOID},
+	{"payload", JSONBOID},
+	{"headers", JSONBOID},
+	{"dedup_key", TEXTOID},
+	{"group_key", TEXTOID},
+	{"errors", JSONBOID},
+	{"created_at", TIMESTAMPTZOID},
+};
 
-	rc = SPI_execute_plan(queue_plan(&plan,
-									 JOB_INSERT
-									 " VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8,"
-									 "         NULL, $9, $10)",
-									 10, argtypes),
-						  values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != 1)
-		elog(ERROR, "enqueue insert failed: %s, %llu rows",
-			 SPI_result_code_string(rc), (unsigned long long) SPI_processed);
-	s->done = true;
+/*
+ * write_jobs
+ *		Inserts the specs not yet done, none of which has a deduplication
+ *		key, with the row writer; false if the writer declines queue.job
+ *		(then nothing was written).
+ */
+static bool
+write_jobs(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
+{
+	QueueRowWriter *w = queue_row_writer_open("job", job_columns, JOBCOL_COUNT);
+	Datum		pending;
+	Datum		blocked;
+	Datum		no_errors;
+
+	if (w == NULL)
+		return false;
+
+	pending = CStringGetTextDatum("pending");
+	blocked = CStringGetTextDatum("blocked");
+	no_errors = DirectFunctionCall1(jsonb_in, CStringGetDatum("[]"));
+	for (int k = 0; k < n; k++)
+	{
+		JobSpec    *s = &specs[k];
+
+		if (s->done)
+			continue;
+		Assert(s->dedup_key == NULL);
+		queue_row_writer_set(w, JOBCOL_ID, Int64GetDatum(s->id), false);
+		queue_row_writer_set(w, JOBCOL_QUEUE_ID, Int32GetDatum(queue->id), false);
+		queue_row_writer_set(w, JOBCOL_STATE, s->blocked ? blocked : pending, false);
+		queue_row_writer_set(w, JOBCOL_PRIORITY, Int32GetDatum(s->priority), false);
+		queue_row_writer_set(w, JOBCOL_RUN_AT, TimestampTzGetDatum(s->run_at), false);
+		queue_row_writer_set(w, JOBCOL_ATTEMPTS, Int32GetDatum(0), false);
+		queue_row_writer_set(w, JOBCOL_MAX_ATTEMPTS, Int32GetDatum(s->max_attempts), false);
+		queue_row_writer_set(w, JOBCOL_RETRY_POLICY, PointerGetDatum(s->retry_policy),
+							 s->retry_policy == NULL);
+		queue_row_writer_set(w, JOBCOL_PAYLOAD, PointerGetDatum(s->payload), false);
+		queue_row_writer_set(w, JOBCOL_HEADERS, PointerGetDatum(s->headers),
+							 s->headers == NULL);
+		queue_row_writer_set(w, JOBCOL_DEDUP_KEY, (Datum) 0, true);
+		queue_row_writer_set(w, JOBCOL_GROUP_KEY,
+							 s->group_key ? CStringGetTextDatum(s->group_key) : (Datum) 0,
+							 s->group_key == NULL);
+		queue_row_writer_set(w, JOBCOL_ERRORS, no_errors, false);
+		queue_row_writer_set(w, JOBCOL_CREATED_AT, TimestampTzGetDatum(now), false);
+		queue_row_writer_insert(w);
+		s->done = true;
+	}
+	queue_row_writer_close(w);
+	return true;
 }
 
 /*
- * insert_pending
- *		Inserts every spec not yet done; marks those inserted.
+ * insert_by_statement
+ *		Inserts every spec not yet done with one INSERT ... SELECT FROM
+ *		unnest statement; marks those inserted.
  *
  * Specs with deduplication keys go through ON CONFLICT DO NOTHING, which
  * makes every row a speculative insertion (an extra WAL record and lock
  * per row) and needs RETURNING to tell what went in; a batch without keys
- * takes a plain INSERT, and a single job without one insert_one.
+ * takes a plain INSERT (when the row writer declined the table).
  */
 static void
-insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
+insert_by_statement(const QueueInfo *queue, JobSpec *specs, int n,
+					TimestampTz now, bool any_key)
 {
 	static SPIPlanPtr plan_keys = NULL;
 	static SPIPlanPtr plan_plain = NULL;
@@ -254,21 +309,11 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 	Datum	   *group = palloc(n * sizeof(Datum));
 	bool	   *group_null = palloc(n * sizeof(bool));
 	Datum	   *blocked = palloc(n * sizeof(Datum));
-	bool		any_key = false;
 	int64	   *inserted;
 	Datum		values[12];
 	int			m = 0;
 	int			rc;
 	uint64		i;
-
-	for (int k = 0; k < n; k++)
-		if (!specs[k].done && specs[k].dedup_key != NULL)
-			any_key = true;
-	if (n == 1 && !any_key && !specs[0].done && !specs[0].blocked)
-	{
-		insert_one(queue, &specs[0], now);
-		return;
-	}
 
 	for (int k = 0; k < n; k++)
 	{
@@ -344,6 +389,25 @@ insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
 			bsearch(&specs[k].id, inserted, SPI_processed, sizeof(int64), cmp_int64))
 			specs[k].done = true;
 	}
+}
+
+/*
+ * insert_pending
+ *		Inserts every spec not yet done; marks those inserted.  Jobs without
+ *		deduplication keys go in through the row writer where it applies;
+ *		the rest through an INSERT statement.
+ */
+static void
+insert_pending(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz now)
+{
+	bool		any_key = false;
+
+	for (int k = 0; k < n; k++)
+		if (!specs[k].done && specs[k].dedup_key != NULL)
+			any_key = true;
+	if (!any_key && write_jobs(queue, specs, n, now))
+		return;
+	insert_by_statement(queue, specs, n, now, any_key);
 }
 
 /*

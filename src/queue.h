@@ -176,6 +176,35 @@ typedef struct JobSpec
 	bool		done;			/* inserted, or resolved to a live job */
 } JobSpec;
 
+/* rowwriter.c: inserting rows without an INSERT statement */
+typedef struct QueueColumn
+{
+	const char *name;
+	Oid			type;
+} QueueColumn;
+
+#define QUEUE_ROW_WRITER_BUFFER 100	/* rows per heap multi-insert */
+
+typedef struct QueueRowWriter
+{
+	Relation	rel;
+	AttrNumber *map;			/* caller's column i is attribute map[i] */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	Datum	   *values;			/* the row being built, by attribute */
+	bool	   *isnull;
+	int			nbuffered;		/* rows checked, not yet written */
+	TupleTableSlot *slots[QUEUE_ROW_WRITER_BUFFER];
+} QueueRowWriter;
+
+extern QueueRowWriter *queue_row_writer_open(const char *relname,
+											 const QueueColumn *columns,
+											 int ncolumns);
+extern void queue_row_writer_set(QueueRowWriter *w, int i, Datum value,
+								 bool isnull);
+extern void queue_row_writer_insert(QueueRowWriter *w);
+extern void queue_row_writer_close(QueueRowWriter *w);
+
 /* Error context of a batch call: which element was being read. */
 typedef struct QueueBatchContext
 {

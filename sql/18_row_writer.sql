@@ -1,0 +1,178 @@
+--
+-- 18_row_writer: enqueue and enqueue_many write jobs without an INSERT
+-- statement (src/rowwriter.c), and must leave exactly what an INSERT
+-- would: every column as the SQL path sets it, every index entry (amcheck
+-- checks each index against the heap), every constraint of queue.job
+-- checked, users' own included, and a table the writer must not write
+-- (a trigger, a column with a default it does not know) left to the
+-- INSERT statement, whose effects then show.
+--
+\set SHOW_CONTEXT never
+SELECT setval('queue.job_id_seq', 1800000);
+CREATE EXTENSION IF NOT EXISTS amcheck;
+
+CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	st text;
+	msg text;
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+	RETURN st || ': ' || msg;
+END;
+$$;
+-- Every index of queue.job against the heap: each live row must have its
+-- entry in each index whose predicate it meets.
+CREATE FUNCTION pg_temp.check_indexes() RETURNS TABLE (index regclass, ok boolean)
+LANGUAGE sql AS $$
+	SELECT i.indexrelid::regclass, true
+	  FROM pg_index i, LATERAL bt_index_check(i.indexrelid, heapallindexed => true)
+	 WHERE i.indrelid = 'queue.job'::regclass
+	 ORDER BY 1::text;
+$$;
+
+SELECT queue.create_queue('rw') IS NOT NULL AS created;
+SELECT queue.create_queue('rw_ordered', ordered => true) IS NOT NULL AS created;
+
+-- One job and a batch, every optional argument set or not.
+SELECT queue.enqueue('rw', '{"n": 1}');
+SELECT queue.enqueue('rw', '{"n": 2}', headers => '{"h": "x"}', delay => '1 hour',
+                     priority => 5, max_attempts => 9,
+                     retry_policy => '{"backoff": "linear", "delay": 2}');
+SELECT * FROM queue.enqueue_many('rw', '[{"payload": {"n": 3}},
+  {"payload": {"n": 4}, "priority": -2, "headers": {"a": 1}, "max_attempts": 2}]');
+-- Ordered: the first of a group is pending, the rest blocked.
+SELECT * FROM queue.enqueue_many('rw_ordered', '[{"payload": {"n": 5}, "group_key": "g"},
+  {"payload": {"n": 6}, "group_key": "g"}, {"payload": {"n": 7}, "group_key": "h"}]');
+SELECT queue.enqueue('rw_ordered', '{"n": 8}', group_key => 'g');
+
+SELECT id, queue_id = queue._queue_id('rw') AS in_rw, state, priority,
+       run_at > created_at + interval '59 minutes' AS delayed,
+       attempts, max_attempts, retry_policy, last_delay, payload, headers,
+       dedup_key, group_key, lease_timeout, deadline_at, saga_id, saga_step,
+       saga_compensation, lease_token, worker, claimed_at, errors,
+       created_at = run_at OR run_at > created_at AS created_set
+  FROM queue.job WHERE id > 1800000 ORDER BY id;
+SELECT * FROM pg_temp.check_indexes();
+
+-- The writer did the work: this session has no cached INSERT statement on
+-- queue.job (pg_regress gives each file a new session), and it keeps the
+-- parsed constraints of queue.job.
+SELECT count(*) FILTER (WHERE ident LIKE 'INSERT INTO queue.job%') AS insert_plans,
+       count(*) FILTER (WHERE name = 'queue parsed checks') AS parsed_checks
+  FROM pg_backend_memory_contexts;
+
+-- The same jobs as at the top, through the INSERT statement (an AFTER
+-- trigger that does nothing makes the writer decline): every column but
+-- the id and the times is the same.
+CREATE FUNCTION pg_temp.noop() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NULL;
+END;
+$$;
+CREATE TRIGGER user_noop AFTER INSERT ON queue.job
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+SELECT queue.enqueue('rw', '{"n": 1}') > 0 AS enqueued;
+SELECT queue.enqueue('rw', '{"n": 2}', headers => '{"h": "x"}', delay => '1 hour',
+                     priority => 5, max_attempts => 9,
+                     retry_policy => '{"backoff": "linear", "delay": 2}') > 0 AS enqueued;
+SELECT count(*) FROM queue.enqueue_many('rw', '[{"payload": {"n": 3}},
+  {"payload": {"n": 4}, "priority": -2, "headers": {"a": 1}, "max_attempts": 2}]');
+DROP TRIGGER user_noop ON queue.job;
+SELECT j.payload, count(DISTINCT (j.queue_id, j.state, j.priority, j.attempts, j.max_attempts,
+       j.retry_policy, j.last_delay, j.headers, j.dedup_key, j.group_key,
+       j.lease_timeout, j.deadline_at, j.saga_id, j.saga_step,
+       j.saga_compensation, j.worker, j.errors,
+       j.run_at - j.created_at > interval '59 minutes')) AS distinct_rows,
+       count(*) AS jobs
+  FROM queue.job j WHERE j.id > 1800000 AND j.payload->>'n' IN ('1', '2', '3', '4')
+ GROUP BY j.payload ORDER BY j.payload;
+
+-- The jobs can be claimed, in claim order; a blocked job waits.
+SELECT job_id, attempt FROM queue.claim('rw', 'w', 3);
+SELECT job_id FROM queue.claim('rw_ordered', 'w', 10);
+
+--
+-- A unique index is checked: a sequence set back makes an id taken.
+--
+SELECT setval('queue.job_id_seq', 1800000);
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 9}')$$);
+SELECT pg_temp.try($$SELECT queue.enqueue_many('rw', '[{"payload": {"n": 9}}]')$$);
+SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload = '{"n": 9}';
+SELECT setval('queue.job_id_seq', 1800100);
+
+--
+-- A user's CHECK constraint holds for both calls, and a changed one takes
+-- effect at once in this session (the parsed constraints it keeps are
+-- those of the constraint texts now).
+--
+ALTER TABLE queue.job ADD CONSTRAINT user_priority_check CHECK (priority < 100);
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 10}', priority => 100)$$);
+SELECT pg_temp.try($$SELECT queue.enqueue_many('rw', '[{"payload": {"n": 10}}, {"payload": {"n": 11}, "priority": 500}]')$$);
+SELECT queue.enqueue('rw', '{"n": 12}', priority => 99);
+ALTER TABLE queue.job DROP CONSTRAINT user_priority_check;
+ALTER TABLE queue.job ADD CONSTRAINT user_priority_check CHECK (priority < 50) NOT VALID;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 13}', priority => 99)$$);
+ALTER TABLE queue.job DROP CONSTRAINT user_priority_check;
+SELECT queue.enqueue('rw', '{"n": 14}', priority => 99);
+SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload->>'n' IN ('10', '11', '13');
+
+--
+-- The extension's own constraints are checked too: with one of them
+-- changed to refuse pending jobs, the writer's rows are refused.
+--
+BEGIN;
+ALTER TABLE queue.job DROP CONSTRAINT job_state_check,
+  ADD CONSTRAINT job_state_check CHECK (state IN ('running', 'blocked')) NOT VALID;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 15}')$$);
+ROLLBACK;
+
+--
+-- A trigger on queue.job: the INSERT statement does the work, so the
+-- trigger fires for every job.
+--
+CREATE FUNCTION pg_temp.stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.headers := coalesce(NEW.headers, '{}') || '{"stamped": true}';
+	RETURN NEW;
+END;
+$$;
+CREATE TRIGGER user_stamp BEFORE INSERT ON queue.job
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.stamp();
+SELECT queue.enqueue('rw', '{"n": 16}');
+SELECT count(*) FROM queue.enqueue_many('rw', '[{"payload": {"n": 17}}, {"payload": {"n": 18}}]');
+DROP TRIGGER user_stamp ON queue.job;
+-- ... through the INSERT statement, now planned and kept in this session
+SELECT count(*) > 0 AS insert_plans FROM pg_backend_memory_contexts
+ WHERE ident LIKE 'INSERT INTO queue.job%';
+SELECT payload->>'n' AS n, headers FROM queue.job WHERE id > 1800000 AND payload->>'n' IN ('16', '17', '18') ORDER BY id;
+
+--
+-- A column the writer does not know, with a default: the INSERT fills it.
+-- Without a default and nullable, the writer leaves it NULL as an INSERT
+-- would.
+--
+ALTER TABLE queue.job ADD COLUMN user_note text DEFAULT 'noted';
+SELECT queue.enqueue('rw', '{"n": 19}');
+ALTER TABLE queue.job ALTER COLUMN user_note DROP DEFAULT;
+SELECT queue.enqueue('rw', '{"n": 20}');
+SELECT payload->>'n' AS n, user_note FROM queue.job WHERE id > 1800000 AND payload->>'n' IN ('19', '20') ORDER BY id;
+ALTER TABLE queue.job DROP COLUMN user_note;
+SELECT queue.enqueue('rw', '{"n": 21}');
+
+SELECT * FROM pg_temp.check_indexes();
+
+--
+-- Rolled back: the jobs are gone, and the indexes agree.
+--
+BEGIN;
+SELECT count(*) FROM queue.enqueue_many('rw', (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('rolled_back', i))) FROM generate_series(1, 500) i));
+ROLLBACK;
+SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload ? 'rolled_back';
+SELECT * FROM pg_temp.check_indexes();
+
+SELECT queue.drop_queue('rw', force => true);
+SELECT queue.drop_queue('rw_ordered', force => true);
+DROP EXTENSION amcheck;

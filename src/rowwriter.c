@@ -1,0 +1,312 @@
+/*-------------------------------------------------------------------------
+ *
+ * rowwriter.c
+ *	  Inserting rows into the extension's own tables without planning and
+ *	  starting an INSERT statement for each call.
+ *
+ * An enqueue of one job through SPI spends most of its time not writing
+ * the row but setting up the statement that writes it: executor start,
+ * the projection of the VALUES list, and above all ExecConstraints, which
+ * reads each CHECK constraint back from its stored text (stringToNode) and
+ * plans it again on every execution.  A row writer does what the executor
+ * does for an INSERT, in the order it does it, and nothing else:
+ *
+ *	  - the row is built from the caller's values, column by column by
+ *		name, so the code does not depend on the table's column order;
+ *	  - every constraint of the table is checked (ExecConstraints: NOT NULL
+ *		and all CHECK constraints, users' own included), with the parsed
+ *		constraint trees kept per backend, keyed by their stored text, so
+ *		only the text's parsing is saved, never a check;
+ *	  - the heap insert, then every index (partial ones by their predicate,
+ *		unique ones checked), as ExecInsertIndexTuples does it for INSERT;
+ *		a batch goes to the heap with one multi-insert per group of rows, as
+ *		COPY writes it.
+ *
+ * Whatever the writer cannot do exactly as an INSERT would, it declines,
+ * and the caller falls back to its SQL statement: a table with triggers or
+ * rules, a stored generated column, forced row-level security, a column
+ * the caller does not know that has a default or is NOT NULL, or a column
+ * of another type than the caller's.  So a user's trigger or CHECK on
+ * queue.job keeps its effect.
+ *
+ * The rows are written with the current command id, as an INSERT's are;
+ * later statements of the transaction see them after the next command
+ * counter increment (SPI makes one before each statement).
+ *
+ * IDENTIFICATION
+ *	  src/rowwriter.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "queue.h"
+
+/*
+ * The parsed CHECK constraints of one relation, as of the stored texts in
+ * ccbin: reused while those texts are the same.
+ */
+typedef struct ParsedChecks
+{
+	Oid			relid;
+	int			ncheck;
+	char	  **ccbin;			/* copies of the texts parsed */
+	Node	  **expr;			/* what stringToNode made of them */
+} ParsedChecks;
+
+static MemoryContext parsed_checks_cxt = NULL;
+static ParsedChecks parsed_checks;
+
+/*
+ * parsed_checks_for
+ *		The parsed CHECK constraints of rel, from the cache when the stored
+ *		texts are those parsed last time, else parsed now and kept.
+ *
+ * One relation is kept (the writers write queue.job and few others, and a
+ * comparison of a few short strings is cheaper than a lookup).
+ */
+static Node **
+parsed_checks_for(Relation rel)
+{
+	TupleConstr *constr = rel->rd_att->constr;
+	int			ncheck = constr->num_check;
+	bool		same;
+	MemoryContext old;
+
+	same = (parsed_checks.relid == RelationGetRelid(rel) &&
+			parsed_checks.ncheck == ncheck);
+	for (int i = 0; same && i < ncheck; i++)
+		same = (strcmp(parsed_checks.ccbin[i], constr->check[i].ccbin) == 0);
+	if (same)
+		return parsed_checks.expr;
+
+	if (parsed_checks_cxt == NULL)
+		parsed_checks_cxt = AllocSetContextCreate(TopMemoryContext,
+												  "queue parsed checks",
+												  ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(parsed_checks_cxt);
+	parsed_checks.relid = InvalidOid;
+
+	old = MemoryContextSwitchTo(parsed_checks_cxt);
+	parsed_checks.ccbin = palloc(sizeof(char *) * Max(ncheck, 1));
+	parsed_checks.expr = palloc(sizeof(Node *) * Max(ncheck, 1));
+	for (int i = 0; i < ncheck; i++)
+	{
+		parsed_checks.ccbin[i] = pstrdup(constr->check[i].ccbin);
+		parsed_checks.expr[i] = stringToNode(constr->check[i].ccbin);
+	}
+	MemoryContextSwitchTo(old);
+	parsed_checks.ncheck = ncheck;
+	parsed_checks.relid = RelationGetRelid(rel);
+	return parsed_checks.expr;
+}
+
+/*
+ * writer_applies
+ *		Whether rows can go into rel as an INSERT of the given columns would
+ *		put them, without the executor; fills map (column i of the caller
+ *		is attribute map[i] - 1).
+ */
+static bool
+writer_applies(Relation rel, const QueueColumn *columns, int ncolumns,
+			   AttrNumber *map)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
+		return false;
+	if (rel->rd_rel->relrowsecurity && rel->rd_rel->relforcerowsecurity)
+		return false;
+	if (desc->constr != NULL && desc->constr->has_generated_stored)
+		return false;
+
+	for (int i = 0; i < ncolumns; i++)
+		map[i] = InvalidAttrNumber;
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		int			i;
+
+		if (att->attisdropped)
+			continue;
+		for (i = 0; i < ncolumns; i++)
+			if (strcmp(NameStr(att->attname), columns[i].name) == 0)
+				break;
+		if (i == ncolumns)
+		{
+			/* left out of the INSERT: it must take NULL, as we would */
+			if (att->atthasdef || att->attnotnull)
+				return false;
+			continue;
+		}
+		if (att->atttypid != columns[i].type)
+			return false;
+		map[i] = att->attnum;
+	}
+	for (int i = 0; i < ncolumns; i++)
+		if (map[i] == InvalidAttrNumber)
+			return false;
+	return true;
+}
+
+/*
+ * queue_row_writer_open
+ *		A writer of rows of queue.<relname> with the given columns, or NULL
+ *		if the table is one a writer must not write (see the header): the
+ *		caller then runs its INSERT statement.
+ *
+ * Takes RowExclusiveLock on the table, as an INSERT does, kept to the end
+ * of the transaction.
+ */
+QueueRowWriter *
+queue_row_writer_open(const char *relname, const QueueColumn *columns,
+					  int ncolumns)
+{
+	QueueRowWriter *w;
+	Oid			relid;
+	Relation	rel;
+	AttrNumber *map = palloc(sizeof(AttrNumber) * ncolumns);
+	MemoryContext old;
+
+	relid = get_relname_relid(relname, get_namespace_oid("queue", false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "table queue.%s is missing", relname);
+	rel = table_open(relid, RowExclusiveLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		!writer_applies(rel, columns, ncolumns, map))
+	{
+		table_close(rel, NoLock);
+		pfree(map);
+		return NULL;
+	}
+
+	w = palloc0(sizeof(QueueRowWriter));
+	w->rel = rel;
+	w->map = map;
+	w->estate = CreateExecutorState();
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	if (rel->rd_att->constr != NULL && rel->rd_att->constr->num_check > 0)
+	{
+		/* what ExecRelCheck would build, from the parsed trees we keep */
+		int			ncheck = rel->rd_att->constr->num_check;
+		Node	  **exprs = parsed_checks_for(rel);
+
+		w->rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * ncheck);
+		for (int i = 0; i < ncheck; i++)
+			w->rri->ri_ConstraintExprs[i] =
+				ExecPrepareExpr((Expr *) exprs[i], w->estate);
+	}
+	w->values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	w->isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
+	memset(w->isnull, true, sizeof(bool) * RelationGetDescr(rel)->natts);
+	MemoryContextSwitchTo(old);
+	return w;
+}
+
+/*
+ * queue_row_writer_set
+ *		Sets the value of the caller's column i in the row being built.
+ */
+void
+queue_row_writer_set(QueueRowWriter *w, int i, Datum value, bool isnull)
+{
+	w->values[w->map[i] - 1] = value;
+	w->isnull[w->map[i] - 1] = isnull;
+}
+
+/*
+ * flush_rows
+ *		Writes the buffered rows to the heap, one multi-insert for a batch
+ *		(one WAL record per page instead of one per row, as COPY does),
+ *		then their index entries.
+ */
+static void
+flush_rows(QueueRowWriter *w)
+{
+	if (w->nbuffered == 0)
+		return;
+	if (w->nbuffered == 1)
+		simple_table_tuple_insert(w->rel, w->slots[0]);
+	else
+		table_multi_insert(w->rel, w->slots, w->nbuffered,
+						   GetCurrentCommandId(true), 0, NULL);
+	for (int i = 0; i < w->nbuffered; i++)
+	{
+		if (w->rri->ri_NumIndices > 0)
+			ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL
+#if PG_VERSION_NUM >= 160000
+								  ,false	/* onlySummarizing */
+#endif
+				);
+		ResetPerTupleExprContext(w->estate);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nbuffered = 0;
+}
+
+/*
+ * queue_row_writer_insert
+ *		Adds the row built by the calls of queue_row_writer_set since the
+ *		last one (columns not set are NULL), after checking the table's
+ *		constraints on it.  Rows are buffered and written in groups (at the
+ *		latest by queue_row_writer_close); the values set must stay valid
+ *		until then.
+ */
+void
+queue_row_writer_insert(QueueRowWriter *w)
+{
+	TupleDesc	desc = RelationGetDescr(w->rel);
+	TupleTableSlot *slot;
+
+	if (w->slots[w->nbuffered] == NULL)
+		w->slots[w->nbuffered] = ExecInitExtraTupleSlot(w->estate, desc,
+														table_slot_callbacks(w->rel));
+	slot = w->slots[w->nbuffered];
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, w->isnull, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+	if (desc->constr != NULL)
+	{
+		ExecConstraints(w->rri, slot, w->estate);
+		ResetPerTupleExprContext(w->estate);
+	}
+	w->nbuffered++;
+	if (w->nbuffered == QUEUE_ROW_WRITER_BUFFER)
+		flush_rows(w);
+
+	/* the next row starts all NULL */
+	memset(w->isnull, true, sizeof(bool) * desc->natts);
+}
+
+/*
+ * queue_row_writer_close
+ *		Ends the writer: closes the indexes and the table (the lock stays
+ *		to the end of the transaction) and frees its executor state.
+ */
+void
+queue_row_writer_close(QueueRowWriter *w)
+{
+	flush_rows(w);
+	ExecCloseIndices(w->rri);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	pfree(w->map);
+	pfree(w);
+}
