@@ -173,6 +173,55 @@ ROLLBACK;
 SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload ? 'rolled_back';
 SELECT * FROM pg_temp.check_indexes();
 
+--
+-- Completion writes the archive row with the row writer too: the same row
+-- the INSERT ... SELECT wrote (a trigger on queue.job_archive makes the
+-- writer decline, so the statement writes the second set), a payload
+-- stored out of line (TOAST) archived whole, and a queue that keeps no
+-- finished jobs archives nothing.
+--
+SELECT queue.create_queue('rw_done') IS NOT NULL AS created;
+CREATE TEMP TABLE big AS
+SELECT jsonb_build_object('big', string_agg(md5(i::text), '')) AS payload
+  FROM generate_series(1, 5000) i;
+CREATE FUNCTION pg_temp.finish_two() RETURNS integer LANGUAGE sql AS $$
+	SELECT queue.enqueue('rw_done', (SELECT payload FROM big), headers => '{"h": 1}',
+	                     priority => 3, max_attempts => 4);
+	SELECT queue.enqueue('rw_done', '{"n": 2}', dedup_key => 'k2',
+	                     retry_policy => '{"backoff": "linear", "delay": 2}');
+	SELECT queue.complete_many(array_agg(job_id ORDER BY job_id), array_agg(lease_token ORDER BY job_id),
+	                           array_agg(jsonb_build_object('r', attempt) ORDER BY job_id))
+	  FROM queue.claim('rw_done', 'w18', 2);
+$$;
+SELECT pg_temp.finish_two();
+SELECT pg_column_size(payload) > 8000 AS stored_big, pg_column_size(payload) < 200000 AS compressed
+  FROM queue.job_archive WHERE queue_id = queue._queue_id('rw_done') AND payload ? 'big';
+-- no plan of the one-statement completion in this session yet
+SELECT count(*) AS statement_plans FROM pg_backend_memory_contexts
+ WHERE ident LIKE 'WITH done AS%';
+CREATE TRIGGER user_noop AFTER INSERT ON queue.job_archive
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.noop();
+SELECT pg_temp.finish_two();
+DROP TRIGGER user_noop ON queue.job_archive;
+SELECT count(*) AS statement_plans FROM pg_backend_memory_contexts
+ WHERE ident LIKE 'WITH done AS%';
+SELECT a.payload = (SELECT payload FROM big) AS big, count(*) AS jobs,
+       count(DISTINCT (a.queue_id, a.state, a.priority, a.attempts, a.max_attempts,
+       a.retry_policy, a.payload, a.headers, a.dedup_key, a.group_key, a.saga_id,
+       a.saga_step, a.saga_compensation, a.worker, a.result, a.errors,
+       a.finished_at >= a.created_at)) AS distinct_rows
+  FROM queue.job_archive a WHERE a.queue_id = queue._queue_id('rw_done')
+ GROUP BY 1 ORDER BY 1;
+SELECT state, priority, attempts, max_attempts, retry_policy, headers, dedup_key,
+       worker, result, errors
+  FROM queue.job_archive WHERE queue_id = queue._queue_id('rw_done') AND payload = '{"n": 2}'
+ LIMIT 1;
+SELECT queue.alter_queue('rw_done', retention => '0');
+SELECT pg_temp.finish_two();
+SELECT count(*) AS archived, (SELECT count(*) FROM queue.job WHERE queue_id = queue._queue_id('rw_done')) AS live
+  FROM queue.job_archive WHERE queue_id = queue._queue_id('rw_done');
+SELECT queue.drop_queue('rw_done', force => true);
+
 SELECT queue.drop_queue('rw', force => true);
 SELECT queue.drop_queue('rw_ordered', force => true);
 DROP EXTENSION amcheck;

@@ -758,19 +758,128 @@ settle_finished(SPITupleTable *tt, int64 completed, int64 failed)
 }
 
 /*
+ * The columns of queue.job_archive a completion writes with the row writer
+ * (rowwriter.c), and where each comes from in the row COMPLETE_DELETE
+ * returns (attribute numbers; 0: set apart).
+ */
+enum
+{
+	ARCOL_ID,
+	ARCOL_QUEUE_ID,
+	ARCOL_STATE,
+	ARCOL_PRIORITY,
+	ARCOL_ATTEMPTS,
+	ARCOL_MAX_ATTEMPTS,
+	ARCOL_RETRY_POLICY,
+	ARCOL_PAYLOAD,
+	ARCOL_HEADERS,
+	ARCOL_DEDUP_KEY,
+	ARCOL_GROUP_KEY,
+	ARCOL_SAGA_ID,
+	ARCOL_SAGA_STEP,
+	ARCOL_SAGA_COMPENSATION,
+	ARCOL_WORKER,
+	ARCOL_RESULT,
+	ARCOL_ERRORS,
+	ARCOL_CREATED_AT,
+	ARCOL_FINISHED_AT,
+	ARCOL_COUNT
+};
+
+static const QueueColumn archive_columns[ARCOL_COUNT] = {
+	{"id", INT8OID},
+	{"queue_id", INT4OID},
+	{"state", TEXTOID},
+	{"priority", INT4OID},
+	{"attempts", INT4OID},
+	{"max_attempts", INT4OID},
+	{"retry_policy", JSONBOID},
+	{"payload", JSONBOID},
+	{"headers", JSONBOID},
+	{"dedup_key", TEXTOID},
+	{"group_key", TEXTOID},
+	{"saga_id", INT8OID},
+	{"saga_step", INT4OID},
+	{"saga_compensation", BOOLOID},
+	{"worker", TEXTOID},
+	{"result", JSONBOID},
+	{"errors", JSONBOID},
+	{"created_at", TIMESTAMPTZOID},
+	{"finished_at", TIMESTAMPTZOID},
+};
+
+/*
+ * The completion's delete: its first nine columns are those
+ * settle_finished reads, the tenth whether the queue keeps finished jobs,
+ * the rest what the archive row needs besides.
+ */
+#define COMPLETE_DELETE \
+	"DELETE FROM queue.job j" \
+	" USING unnest($1, $2, $3) AS t(id, token, result), queue.queue q" \
+	" WHERE j.id = t.id AND j.lease_token = t.token AND q.id = j.queue_id" \
+	" RETURNING j.id, j.queue_id, CASE WHEN q.ordered THEN j.group_key END," \
+	"   j.saga_id, j.saga_step, j.saga_compensation, j.attempts, t.result," \
+	"   NULL::text, q.retention > interval '0', j.priority, j.max_attempts," \
+	"   j.retry_policy, j.payload, j.headers, j.dedup_key, j.group_key," \
+	"   j.worker, j.errors, j.created_at"
+#define COMPLETE_DELETE_KEEP	10
+
+static const int archive_sources[ARCOL_COUNT] = {
+	1, 2, 0, 11, 7, 12, 13, 14, 15, 16, 17, 4, 5, 6, 18, 8, 19, 20, 0
+};
+
+/*
+ * archive_completed
+ *		Writes the archive rows of the jobs COMPLETE_DELETE returned (those
+ *		of queues that keep finished jobs), with the writer w.
+ */
+static void
+archive_completed(QueueRowWriter *w, SPITupleTable *tt, TimestampTz finished_at)
+{
+	Datum		completed = CStringGetTextDatum("completed");
+
+	for (uint64 i = 0; i < tt->numvals; i++)
+	{
+		bool		isnull;
+
+		if (!DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc,
+										COMPLETE_DELETE_KEEP, &isnull)))
+			continue;
+		for (int c = 0; c < ARCOL_COUNT; c++)
+		{
+			Datum		value;
+
+			if (archive_sources[c] == 0)
+				continue;
+			value = SPI_getbinval(tt->vals[i], tt->tupdesc, archive_sources[c], &isnull);
+			queue_row_writer_set(w, c, value, isnull);
+		}
+		queue_row_writer_set(w, ARCOL_STATE, completed, false);
+		queue_row_writer_set(w, ARCOL_FINISHED_AT, TimestampTzGetDatum(finished_at), false);
+		queue_row_writer_insert(w);
+	}
+}
+
+/*
  * complete_batch
  *		Completes every job of the batch (extra: results), or raises QU001.
  *
  * A completed job moves to queue.job_archive with its result, unless its
- * queue's retention is zero, in which case it is simply deleted.
+ * queue's retention is zero, in which case it is simply deleted.  The
+ * delete returns what the archive row needs, and the row writer writes it;
+ * where the writer declines queue.job_archive (a trigger on it, say), one
+ * statement does both, the archive's INSERT in a CTE.
  */
 static void
 complete_batch(LeaseBatch *b)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_delete = NULL;
 	static const Oid argtypes[4] = {INT8ARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
 	TIMESTAMPTZOID};
 	Datum		values[4];
+	TimestampTz now = GetCurrentTimestamp();
+	QueueRowWriter *w;
 	int			rc;
 
 	for (int i = 0; i < b->n; i++)
@@ -793,7 +902,23 @@ complete_batch(LeaseBatch *b)
 	values[0] = queue_build_array(b->ids, NULL, b->n, INT8OID);
 	values[1] = queue_build_array(b->tokens, NULL, b->n, UUIDOID);
 	values[2] = queue_build_array(b->extra, b->extra_null, b->n, JSONBOID);
-	values[3] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[3] = TimestampTzGetDatum(now);
+
+	w = queue_row_writer_open("job_archive", archive_columns, ARCOL_COUNT);
+	if (w != NULL)
+	{
+		rc = SPI_execute_plan(queue_plan(&plan_delete, COMPLETE_DELETE, 3, argtypes),
+							  values, NULL, false, 0);
+		if (rc != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
+		check_all_matched(b);
+		archive_completed(w, SPI_tuptable, now);
+		queue_row_writer_close(w);
+		settle_finished(SPI_tuptable, 1, 0);
+		SPI_finish();
+		return;
+	}
+
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "WITH done AS ("
 									 "  DELETE FROM queue.job j"
