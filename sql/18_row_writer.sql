@@ -59,9 +59,9 @@ SELECT * FROM pg_temp.check_indexes();
 
 -- The writer did the work: this session has no cached INSERT statement on
 -- queue.job (pg_regress gives each file a new session), and it keeps the
--- parsed constraints of queue.job.
+-- constraints of queue.job.
 SELECT count(*) FILTER (WHERE ident LIKE 'INSERT INTO queue.job%') AS insert_plans,
-       count(*) FILTER (WHERE name = 'queue parsed checks') AS parsed_checks
+       count(*) FILTER (WHERE name = 'queue check constraints') AS kept_checks
   FROM pg_backend_memory_contexts;
 
 -- The same jobs as at the top, through the INSERT statement (an AFTER
@@ -118,6 +118,19 @@ SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 13}', priority => 99)$$);
 ALTER TABLE queue.job DROP CONSTRAINT user_priority_check;
 SELECT queue.enqueue('rw', '{"n": 14}', priority => 99);
 SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload->>'n' IN ('10', '11', '13');
+-- A constraint calling a user's function is planned at each call (as the
+-- executor does), so a function replaced since is the one checked.
+CREATE FUNCTION public.rw_priority_limit() RETURNS integer
+	LANGUAGE sql IMMUTABLE AS $$ SELECT 100 $$;
+ALTER TABLE queue.job ADD CONSTRAINT user_function_check
+	CHECK (priority < public.rw_priority_limit()) NOT VALID;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 22}', priority => 150)$$);
+CREATE OR REPLACE FUNCTION public.rw_priority_limit() RETURNS integer
+	LANGUAGE sql IMMUTABLE AS $$ SELECT 200 $$;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 22}', priority => 150)$$);
+ALTER TABLE queue.job DROP CONSTRAINT user_function_check;
+DROP FUNCTION public.rw_priority_limit();
+SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload->>'n' = '22';
 
 --
 -- The extension's own constraints are checked too: with one of them

@@ -14,9 +14,10 @@
  *	  - the row is built from the caller's values, column by column by
  *		name, so the code does not depend on the table's column order;
  *	  - every constraint of the table is checked (ExecConstraints: NOT NULL
- *		and all CHECK constraints, users' own included), with the parsed
- *		constraint trees kept per backend, keyed by their stored text, so
- *		only the text's parsing is saved, never a check;
+ *		and all CHECK constraints, users' own included), with the constraint
+ *		trees kept per backend, keyed by their stored text, so only the
+ *		text's parsing (and planning, when a constraint calls only built-in
+ *		functions) is saved, never a check;
  *	  - the heap insert, then every index (partial ones by their predicate,
  *		unique ones checked), as ExecInsertIndexTuples does it for INSERT;
  *		a batch goes to the heap with one multi-insert per group of rows, as
@@ -42,9 +43,11 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/lsyscache.h"
@@ -54,63 +57,98 @@
 #include "queue.h"
 
 /*
- * The parsed CHECK constraints of one relation, as of the stored texts in
- * ccbin: reused while those texts are the same.
+ * The CHECK constraints of one relation, read from their stored texts
+ * (ccbin) and reused while those texts are the same.  A constraint that
+ * calls only built-in functions is kept planned (expression_planner's
+ * output: it inlines and folds nothing a later CREATE OR REPLACE could
+ * change); one that calls a user's function is kept parsed and planned at
+ * each use, as the executor does.
  */
-typedef struct ParsedChecks
+typedef struct CheckCacheEntry
 {
-	Oid			relid;
+	Oid			relid;			/* InvalidOid: unused */
 	int			ncheck;
-	char	  **ccbin;			/* copies of the texts parsed */
-	Node	  **expr;			/* what stringToNode made of them */
-} ParsedChecks;
+	char	  **ccbin;			/* copies of the texts read */
+	Node	  **expr;			/* the constraints, parsed or planned */
+	bool	   *planned;		/* expr[i] is planned already */
+	MemoryContext cxt;
+} CheckCacheEntry;
 
-static MemoryContext parsed_checks_cxt = NULL;
-static ParsedChecks parsed_checks;
+/* The tables writers write: queue.job and queue.job_archive, and spares. */
+#define CHECK_CACHE_SIZE	4
+
+static CheckCacheEntry check_cache[CHECK_CACHE_SIZE];
+
+/* check_functions_in_node callback: a function not built in? */
+static bool
+user_function_checker(Oid func_id, void *context)
+{
+	return func_id >= FirstNormalObjectId;
+}
+
+/* Whether an expression calls a function that is not built in. */
+static bool
+calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, user_function_checker, context))
+		return true;
+	return expression_tree_walker(node, calls_user_function, context);
+}
 
 /*
- * parsed_checks_for
- *		The parsed CHECK constraints of rel, from the cache when the stored
- *		texts are those parsed last time, else parsed now and kept.
- *
- * One relation is kept (the writers write queue.job and few others, and a
- * comparison of a few short strings is cheaper than a lookup).
+ * check_cache_for
+ *		The cache entry of rel's CHECK constraints, filled from the stored
+ *		texts unless it holds them already.
  */
-static Node **
-parsed_checks_for(Relation rel)
+static CheckCacheEntry *
+check_cache_for(Relation rel)
 {
 	TupleConstr *constr = rel->rd_att->constr;
 	int			ncheck = constr->num_check;
+	CheckCacheEntry *e = NULL;
 	bool		same;
 	MemoryContext old;
 
-	same = (parsed_checks.relid == RelationGetRelid(rel) &&
-			parsed_checks.ncheck == ncheck);
+	for (int k = 0; k < CHECK_CACHE_SIZE && e == NULL; k++)
+		if (check_cache[k].relid == RelationGetRelid(rel))
+			e = &check_cache[k];
+	for (int k = 0; k < CHECK_CACHE_SIZE && e == NULL; k++)
+		if (check_cache[k].relid == InvalidOid)
+			e = &check_cache[k];
+	if (e == NULL)
+		e = &check_cache[0];	/* full: a stranger takes the first place */
+
+	same = (e->relid == RelationGetRelid(rel) && e->ncheck == ncheck);
 	for (int i = 0; same && i < ncheck; i++)
-		same = (strcmp(parsed_checks.ccbin[i], constr->check[i].ccbin) == 0);
+		same = (strcmp(e->ccbin[i], constr->check[i].ccbin) == 0);
 	if (same)
-		return parsed_checks.expr;
+		return e;
 
-	if (parsed_checks_cxt == NULL)
-		parsed_checks_cxt = AllocSetContextCreate(TopMemoryContext,
-												  "queue parsed checks",
-												  ALLOCSET_SMALL_SIZES);
+	if (e->cxt == NULL)
+		e->cxt = AllocSetContextCreate(TopMemoryContext, "queue check constraints",
+									   ALLOCSET_SMALL_SIZES);
 	else
-		MemoryContextReset(parsed_checks_cxt);
-	parsed_checks.relid = InvalidOid;
+		MemoryContextReset(e->cxt);
+	e->relid = InvalidOid;
 
-	old = MemoryContextSwitchTo(parsed_checks_cxt);
-	parsed_checks.ccbin = palloc(sizeof(char *) * Max(ncheck, 1));
-	parsed_checks.expr = palloc(sizeof(Node *) * Max(ncheck, 1));
+	old = MemoryContextSwitchTo(e->cxt);
+	e->ccbin = palloc(sizeof(char *) * Max(ncheck, 1));
+	e->expr = palloc(sizeof(Node *) * Max(ncheck, 1));
+	e->planned = palloc(sizeof(bool) * Max(ncheck, 1));
 	for (int i = 0; i < ncheck; i++)
 	{
-		parsed_checks.ccbin[i] = pstrdup(constr->check[i].ccbin);
-		parsed_checks.expr[i] = stringToNode(constr->check[i].ccbin);
+		Node	   *expr = stringToNode(constr->check[i].ccbin);
+
+		e->ccbin[i] = pstrdup(constr->check[i].ccbin);
+		e->planned[i] = !calls_user_function(expr, NULL);
+		e->expr[i] = e->planned[i] ? (Node *) expression_planner((Expr *) expr) : expr;
 	}
 	MemoryContextSwitchTo(old);
-	parsed_checks.ncheck = ncheck;
-	parsed_checks.relid = RelationGetRelid(rel);
-	return parsed_checks.expr;
+	e->ncheck = ncheck;
+	e->relid = RelationGetRelid(rel);
+	return e;
 }
 
 /*
@@ -180,6 +218,10 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 	AttrNumber *map = palloc(sizeof(AttrNumber) * ncolumns);
 	MemoryContext old;
 
+	/* what the executor checks before any INSERT */
+	PreventCommandIfReadOnly("INSERT");
+	PreventCommandIfParallelMode("INSERT");
+
 	relid = get_relname_relid(relname, get_namespace_oid("queue", false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "table queue.%s is missing", relname);
@@ -202,14 +244,15 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 	ExecOpenIndices(w->rri, false);
 	if (rel->rd_att->constr != NULL && rel->rd_att->constr->num_check > 0)
 	{
-		/* what ExecRelCheck would build, from the parsed trees we keep */
+		/* what ExecRelCheck would build, from the trees we keep */
 		int			ncheck = rel->rd_att->constr->num_check;
-		Node	  **exprs = parsed_checks_for(rel);
+		CheckCacheEntry *checks = check_cache_for(rel);
 
 		w->rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * ncheck);
 		for (int i = 0; i < ncheck; i++)
-			w->rri->ri_ConstraintExprs[i] =
-				ExecPrepareExpr((Expr *) exprs[i], w->estate);
+			w->rri->ri_ConstraintExprs[i] = checks->planned[i] ?
+				ExecInitExpr((Expr *) checks->expr[i], NULL) :
+				ExecPrepareExpr((Expr *) checks->expr[i], w->estate);
 	}
 	w->values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
 	w->isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
