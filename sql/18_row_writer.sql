@@ -131,6 +131,18 @@ SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 22}', priority => 150)$$)
 ALTER TABLE queue.job DROP CONSTRAINT user_function_check;
 DROP FUNCTION public.rw_priority_limit();
 SELECT count(*) FROM queue.job WHERE id > 1800000 AND payload->>'n' = '22';
+-- A constraint through a domain that has no constraints yet: planning
+-- drops the domain's check, so such a constraint is planned at each call,
+-- and a constraint the domain gets later is checked at once.
+CREATE DOMAIN public.rw_small AS integer;
+ALTER TABLE queue.job ADD CONSTRAINT user_domain_check
+	CHECK ((priority::public.rw_small) IS NOT NULL) NOT VALID;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 23}', priority => 50)$$);
+ALTER DOMAIN public.rw_small ADD CONSTRAINT rw_small_check CHECK (VALUE < 10);
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 24}', priority => 50)$$);
+ALTER TABLE queue.job DROP CONSTRAINT user_domain_check;
+DROP DOMAIN public.rw_small;
+SELECT payload->>'n' AS n FROM queue.job WHERE id > 1800000 AND payload->>'n' IN ('23', '24');
 
 --
 -- The extension's own constraints are checked too: with one of them

@@ -173,13 +173,13 @@ cmp_keyid(const void *a, const void *b)
  */
 #define JOB_INSERT \
 	"INSERT INTO queue.job (id, queue_id, state, priority, run_at," \
-	"  max_attempts, retry_policy, payload, headers, dedup_key," \
-	"  group_key, created_at)"
+	"  attempts, max_attempts, retry_policy, payload, headers, dedup_key," \
+	"  group_key, errors, created_at)"
 #define JOB_INSERT_UNNEST \
 	JOB_INSERT \
 	" SELECT u.id, $1, CASE WHEN u.blocked THEN 'blocked' ELSE 'pending' END," \
-	"        u.priority, u.run_at, u.max_attempts, u.retry_policy," \
-	"        u.payload, u.headers, u.dedup_key, u.group_key, $10" \
+	"        u.priority, u.run_at, 0, u.max_attempts, u.retry_policy," \
+	"        u.payload, u.headers, u.dedup_key, u.group_key, '[]', $10" \
 	"   FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $11, $12)" \
 	"        AS u(id, priority, run_at, max_attempts, retry_policy," \
 	"             payload, headers, dedup_key, group_key, blocked)"

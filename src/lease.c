@@ -36,9 +36,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -824,6 +826,7 @@ static const QueueColumn archive_columns[ARCOL_COUNT] = {
 	"   j.worker, j.errors, j.created_at"
 #define COMPLETE_DELETE_KEEP	10
 
+/* by ARCOL_*: the attribute of COMPLETE_DELETE's row each column takes */
 static const int archive_sources[ARCOL_COUNT] = {
 	1, 2, 0, 11, 7, 12, 13, 14, 15, 16, 17, 4, 5, 6, 18, 8, 19, 20, 0
 };
@@ -904,6 +907,9 @@ complete_batch(LeaseBatch *b)
 	values[2] = queue_build_array(b->extra, b->extra_null, b->n, JSONBOID);
 	values[3] = TimestampTzGetDatum(now);
 
+	/* queue.job before queue.job_archive, the order of the statement form */
+	LockRelationOid(get_relname_relid("job", get_namespace_oid("queue", false)),
+					RowExclusiveLock);
 	w = queue_row_writer_open("job_archive", archive_columns, ARCOL_COUNT);
 	if (w != NULL)
 	{

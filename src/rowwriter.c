@@ -9,26 +9,31 @@
  * the projection of the VALUES list, and above all ExecConstraints, which
  * reads each CHECK constraint back from its stored text (stringToNode) and
  * plans it again on every execution.  A row writer does what the executor
- * does for an INSERT, in the order it does it, and nothing else:
+ * does for an INSERT, and nothing else:
  *
  *	  - the row is built from the caller's values, column by column by
  *		name, so the code does not depend on the table's column order;
  *	  - every constraint of the table is checked (ExecConstraints: NOT NULL
  *		and all CHECK constraints, users' own included), with the constraint
  *		trees kept per backend, keyed by their stored text, so only the
- *		text's parsing (and planning, when a constraint calls only built-in
- *		functions) is saved, never a check;
+ *		text's parsing (and planning, where nothing can change it under the
+ *		same text) is saved, never a check;
  *	  - the heap insert, then every index (partial ones by their predicate,
  *		unique ones checked), as ExecInsertIndexTuples does it for INSERT;
  *		a batch goes to the heap with one multi-insert per group of rows, as
- *		COPY writes it.
+ *		COPY writes it.  As in COPY, the rows of a group are all checked
+ *		before any is written, so of a batch with several bad rows, a
+ *		constraint error of a later row may be the one reported before a
+ *		duplicate key of an earlier one.
  *
  * Whatever the writer cannot do exactly as an INSERT would, it declines,
- * and the caller falls back to its SQL statement: a table with triggers or
- * rules, a stored generated column, forced row-level security, a column
+ * and the caller falls back to its SQL statement: a table with triggers
+ * (which also covers foreign keys and deferrable unique constraints) or
+ * rules, a partition, a stored generated column, row-level security that
+ * applies, no INSERT privilege (the statement then reports it), a column
  * the caller does not know that has a default or is NOT NULL, or a column
- * of another type than the caller's.  So a user's trigger or CHECK on
- * queue.job keeps its effect.
+ * of another type or with a type modifier.  So a user's trigger or CHECK
+ * on queue.job keeps its effect.
  *
  * The rows are written with the current command id, as an INSERT's are;
  * later statements of the transaction see them after the next command
@@ -50,23 +55,30 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 
 #include "queue.h"
 
 /*
  * The CHECK constraints of one relation, read from their stored texts
- * (ccbin) and reused while those texts are the same.  A constraint that
- * calls only built-in functions is kept planned (expression_planner's
- * output: it inlines and folds nothing a later CREATE OR REPLACE could
- * change); one that calls a user's function is kept parsed and planned at
- * each use, as the executor does.
+ * (ccbin) and reused while those texts are the same.  A constraint whose
+ * planning depends on nothing that can change under the same text is kept
+ * planned: it calls no function that could be replaced (none of OID
+ * FirstUnpinnedObjectId or more, the plan cache's own rule; planning may
+ * inline such a function, or fold an immutable one into a constant), and
+ * expression_planner_with_deps reports no dependency (a domain, whose
+ * constraints could change).  Any other is kept parsed and planned at each
+ * use, as the executor does.  A writer works on copies, so an entry may be
+ * refilled at any time.
  */
 typedef struct CheckCacheEntry
 {
 	Oid			relid;			/* InvalidOid: unused */
+	uint64		last_used;		/* for the choice of an entry to refill */
 	int			ncheck;
 	char	  **ccbin;			/* copies of the texts read */
 	Node	  **expr;			/* the constraints, parsed or planned */
@@ -74,33 +86,39 @@ typedef struct CheckCacheEntry
 	MemoryContext cxt;
 } CheckCacheEntry;
 
-/* The tables writers write: queue.job and queue.job_archive, and spares. */
+/*
+ * The tables writers write are queue.job and queue.job_archive; the spare
+ * entries keep tables of a dropped and re-created extension from pushing
+ * those two out of each other's way.
+ */
 #define CHECK_CACHE_SIZE	4
 
 static CheckCacheEntry check_cache[CHECK_CACHE_SIZE];
+static uint64 check_cache_clock = 0;
 
-/* check_functions_in_node callback: a function not built in? */
+/* check_functions_in_node callback: a function that could be replaced? */
 static bool
-user_function_checker(Oid func_id, void *context)
+replaceable_function_checker(Oid func_id, void *context)
 {
-	return func_id >= FirstNormalObjectId;
+	return func_id >= (Oid) FirstUnpinnedObjectId;
 }
 
-/* Whether an expression calls a function that is not built in. */
+/* Whether an expression calls a function that could be replaced. */
 static bool
-calls_user_function(Node *node, void *context)
+calls_replaceable_function(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (check_functions_in_node(node, user_function_checker, context))
+	if (check_functions_in_node(node, replaceable_function_checker, context))
 		return true;
-	return expression_tree_walker(node, calls_user_function, context);
+	return expression_tree_walker(node, calls_replaceable_function, context);
 }
 
 /*
  * check_cache_for
  *		The cache entry of rel's CHECK constraints, filled from the stored
- *		texts unless it holds them already.
+ *		texts unless it holds them already; the least recently used entry
+ *		is refilled when none is rel's.
  */
 static CheckCacheEntry *
 check_cache_for(Relation rel)
@@ -114,11 +132,14 @@ check_cache_for(Relation rel)
 	for (int k = 0; k < CHECK_CACHE_SIZE && e == NULL; k++)
 		if (check_cache[k].relid == RelationGetRelid(rel))
 			e = &check_cache[k];
-	for (int k = 0; k < CHECK_CACHE_SIZE && e == NULL; k++)
-		if (check_cache[k].relid == InvalidOid)
-			e = &check_cache[k];
 	if (e == NULL)
-		e = &check_cache[0];	/* full: a stranger takes the first place */
+	{
+		e = &check_cache[0];
+		for (int k = 1; k < CHECK_CACHE_SIZE; k++)
+			if (check_cache[k].last_used < e->last_used)
+				e = &check_cache[k];
+	}
+	e->last_used = ++check_cache_clock;
 
 	same = (e->relid == RelationGetRelid(rel) && e->ncheck == ncheck);
 	for (int i = 0; same && i < ncheck; i++)
@@ -139,11 +160,17 @@ check_cache_for(Relation rel)
 	e->planned = palloc(sizeof(bool) * Max(ncheck, 1));
 	for (int i = 0; i < ncheck; i++)
 	{
-		Node	   *expr = stringToNode(constr->check[i].ccbin);
+		Node	   *parsed = stringToNode(constr->check[i].ccbin);
+		List	   *relations = NIL;
+		List	   *items = NIL;
+		Expr	   *planned;
 
+		planned = expression_planner_with_deps((Expr *) copyObject(parsed),
+											   &relations, &items);
 		e->ccbin[i] = pstrdup(constr->check[i].ccbin);
-		e->planned[i] = !calls_user_function(expr, NULL);
-		e->expr[i] = e->planned[i] ? (Node *) expression_planner((Expr *) expr) : expr;
+		e->planned[i] = (relations == NIL && items == NIL &&
+						 !calls_replaceable_function(parsed, NULL));
+		e->expr[i] = e->planned[i] ? (Node *) planned : parsed;
 	}
 	MemoryContextSwitchTo(old);
 	e->ncheck = ncheck;
@@ -165,9 +192,14 @@ writer_applies(Relation rel, const QueueColumn *columns, int ncolumns,
 
 	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
 		return false;
-	if (rel->rd_rel->relrowsecurity && rel->rd_rel->relforcerowsecurity)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return false;
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
 		return false;
 	if (desc->constr != NULL && desc->constr->has_generated_stored)
+		return false;
+	/* no privilege error of our own: the INSERT statement reports it */
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		return false;
 
 	for (int i = 0; i < ncolumns; i++)
@@ -189,7 +221,8 @@ writer_applies(Relation rel, const QueueColumn *columns, int ncolumns,
 				return false;
 			continue;
 		}
-		if (att->atttypid != columns[i].type)
+		/* a type modifier would have the INSERT coerce the value */
+		if (att->atttypid != columns[i].type || att->atttypmod != -1)
 			return false;
 		map[i] = att->attnum;
 	}
@@ -226,8 +259,7 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 	if (!OidIsValid(relid))
 		elog(ERROR, "table queue.%s is missing", relname);
 	rel = table_open(relid, RowExclusiveLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-		!writer_applies(rel, columns, ncolumns, map))
+	if (!writer_applies(rel, columns, ncolumns, map))
 	{
 		table_close(rel, NoLock);
 		pfree(map);
@@ -250,9 +282,12 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 
 		w->rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * ncheck);
 		for (int i = 0; i < ncheck; i++)
+		{
+			Expr	   *expr = (Expr *) copyObject(checks->expr[i]);
+
 			w->rri->ri_ConstraintExprs[i] = checks->planned[i] ?
-				ExecInitExpr((Expr *) checks->expr[i], NULL) :
-				ExecPrepareExpr((Expr *) checks->expr[i], w->estate);
+				ExecInitExpr(expr, NULL) : ExecPrepareExpr(expr, w->estate);
+		}
 	}
 	w->values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
 	w->isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
@@ -270,6 +305,21 @@ queue_row_writer_set(QueueRowWriter *w, int i, Datum value, bool isnull)
 {
 	w->values[w->map[i] - 1] = value;
 	w->isnull[w->map[i] - 1] = isnull;
+}
+
+/*
+ * insert_index_entries
+ *		The index entries of a row just written, as an INSERT makes them.
+ */
+static inline void
+insert_index_entries(QueueRowWriter *w, TupleTableSlot *slot)
+{
+#if PG_VERSION_NUM >= 160000
+	(void) ExecInsertIndexTuples(w->rri, slot, w->estate, false, false, NULL, NIL,
+								 false);
+#else
+	(void) ExecInsertIndexTuples(w->rri, slot, w->estate, false, false, NULL, NIL);
+#endif
 }
 
 /*
@@ -291,11 +341,7 @@ flush_rows(QueueRowWriter *w)
 	for (int i = 0; i < w->nbuffered; i++)
 	{
 		if (w->rri->ri_NumIndices > 0)
-			ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL
-#if PG_VERSION_NUM >= 160000
-								  ,false	/* onlySummarizing */
-#endif
-				);
+			insert_index_entries(w, w->slots[i]);
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slots[i]);
 	}
@@ -317,8 +363,13 @@ queue_row_writer_insert(QueueRowWriter *w)
 	TupleTableSlot *slot;
 
 	if (w->slots[w->nbuffered] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
 		w->slots[w->nbuffered] = ExecInitExtraTupleSlot(w->estate, desc,
 														table_slot_callbacks(w->rel));
+		MemoryContextSwitchTo(old);
+	}
 	slot = w->slots[w->nbuffered];
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
