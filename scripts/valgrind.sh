@@ -102,6 +102,7 @@ if [ "$VALGRIND" = 1 ] && ! command -v valgrind >/dev/null; then
     exit 2
 fi
 source scripts/lib/cluster.sh
+source scripts/lib/private.sh
 
 supp="$here/test/valgrind.supp"
 
@@ -348,23 +349,11 @@ trap finish EXIT
 trap 'exit 130' INT TERM
 
 # --- a private installation (PRIVATE=1, UBSAN=1) ----------------------------
-# A copy of PostgreSQL's bin, lib and share dirs in the temp dir (postgres
-# finds its lib and share dirs relative to its bin dir), into which "make
-# install DESTDIR=" puts a queue.so built from this tree; nothing of the
-# system's installation changes, and nothing there can change under the run.
+# This tree's build in a private copy of PostgreSQL's installation
+# (scripts/lib/private.sh): nothing of the system's installation changes,
+# and nothing there can change under the run.
 if [ "$PRIVATE" = 1 ]; then
-    sys_config="$PG_BIN/pg_config"
-    root="$work/root"
-    for d in bindir pkglibdir sharedir; do
-        dir=$("$sys_config" --$d)
-        mkdir -p "$root$(dirname "$dir")"
-        cp -a "$dir" "$root$dir"
-    done
-    rm -f "$root$("$sys_config" --pkglibdir)/queue.so" "$root$("$sys_config" --sharedir)/extension/queue"*
-    mkdir "$work/build"
-    tar -C "$here" --exclude="*.o" --exclude="*.so" --exclude="*.bc" -cf - Makefile queue.control src |
-        tar -C "$work/build" -xf -
-    make_args=(PG_CONFIG="$sys_config")
+    make_args=()
     if [ "$UBSAN" = 1 ]; then
         # UndefinedBehaviorSanitizer in queue.so only; the first report
         # ends the process, and the report goes to the server log.
@@ -375,12 +364,10 @@ if [ "$PRIVATE" = 1 ]; then
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
     fi
     what="this tree's queue.so"
-    [ "$UBSAN" = 1 ] && what+=" (${make_args[*]:1})"
-    echo "valgrind: building $what into $root"
-    { make -C "$work/build" -s "${make_args[@]}" &&
-      make -C "$work/build" -s "${make_args[@]}" install DESTDIR="$root"; } >"$work/build.log" 2>&1 ||
-        { cat "$work/build.log" >&2; exit 1; }
-    PG_BIN="$root$("$sys_config" --bindir)"
+    [ "$UBSAN" = 1 ] && what+=" (${make_args[*]})"
+    echo "valgrind: building $what into $work/root"
+    private_install "$work/root" "$here" "$work/build.log" "${make_args[@]}"
+    PG_BIN=$PRIVATE_BIN
     export PATH="$PG_BIN:$PATH"
 fi
 
