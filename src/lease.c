@@ -345,12 +345,14 @@ check_all_matched(const LeaseBatch *b)
  * The claim statement, twice: scanning the whole queue, or only past the
  * claim hint within its priority (wake.c, "claim hints").  It locks up to
  * $3 claimable jobs (FOR UPDATE SKIP LOCKED, in a MATERIALIZED CTE, so
- * never more), leases them, and returns them in claim order with, last,
- * each job's run_at before the claim (its place in the order).
+ * never more), leases them, and returns them with, last, each job's run_at
+ * before the claim (its place in the order).  The rows come back in no
+ * particular order: claim_run sorts them into claim order, which costs
+ * less than a join and a sort in the statement.
  */
 #define CLAIM_SQL(hint_condition, order) \
 	"WITH candidate AS MATERIALIZED (" \
-	"  SELECT id, priority, run_at FROM queue.job" \
+	"  SELECT id, run_at FROM queue.job" \
 	"   WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'" \
 	hint_condition \
 	"     AND (state = 'pending' OR attempts < max_attempts)" \
@@ -358,33 +360,59 @@ check_all_matched(const LeaseBatch *b)
 	"   ORDER BY " order \
 	"   LIMIT $3" \
 	"   FOR UPDATE SKIP LOCKED" \
-	"), claimed AS (" \
-	"  UPDATE queue.job j" \
-	"     SET state = 'running', attempts = j.attempts + 1," \
-	"         lease_token = gen_random_uuid(), worker = $4," \
-	"         claimed_at = $2," \
-	"         run_at = $2 + coalesce($5, j.lease_timeout, $6)," \
-	"         errors = CASE WHEN j.state = 'running'" \
-	"           THEN j.errors || jsonb_build_array(jsonb_build_object(" \
-	"             'attempt', j.attempts, 'at', j.run_at," \
-	"             'worker', j.worker, 'error', 'lease expired'))" \
-	"           ELSE j.errors END" \
-	"   WHERE j.id = ANY (ARRAY(SELECT id FROM candidate))" \
-	"  RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts," \
-	"            j.max_attempts, j.priority, j.dedup_key, j.created_at," \
-	"            j.run_at" \
 	")" \
-	" SELECT cl.*, c.run_at FROM claimed cl JOIN candidate c ON c.id = cl.id" \
-	"  ORDER BY c.priority DESC, c.run_at, c.id"
+	" UPDATE queue.job j" \
+	"    SET state = 'running', attempts = j.attempts + 1," \
+	"        lease_token = gen_random_uuid(), worker = $4," \
+	"        claimed_at = $2," \
+	"        run_at = $2 + coalesce($5, j.lease_timeout, $6)," \
+	"        errors = CASE WHEN j.state = 'running'" \
+	"          THEN j.errors || jsonb_build_array(jsonb_build_object(" \
+	"            'attempt', j.attempts, 'at', j.run_at," \
+	"            'worker', j.worker, 'error', 'lease expired'))" \
+	"          ELSE j.errors END" \
+	"  WHERE j.id = ANY (ARRAY(SELECT id FROM candidate))" \
+	" RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts," \
+	"           j.max_attempts, j.priority, j.dedup_key, j.created_at," \
+	"           j.run_at, (SELECT c.run_at FROM candidate c WHERE c.id = j.id)"
 
 /* Columns of a claimed row that claim() returns; the next one is run_at. */
 #define CLAIM_RESULT_COLUMNS	10
+#define CLAIM_COL_ID			0
+#define CLAIM_COL_PRIORITY		6
+
+/* A claimed row and its claim-order key, for claim_run's sort. */
+typedef struct ClaimedRow
+{
+	Datum		values[CLAIM_RESULT_COLUMNS + 1];
+	bool		isnull[CLAIM_RESULT_COLUMNS + 1];
+} ClaimedRow;
+
+/* qsort comparator: claim order, priority descending, then run_at, id. */
+static int
+cmp_claim_order(const void *a, const void *b)
+{
+	const ClaimedRow *x = a;
+	const ClaimedRow *y = b;
+	int32		px = DatumGetInt32(x->values[CLAIM_COL_PRIORITY]);
+	int32		py = DatumGetInt32(y->values[CLAIM_COL_PRIORITY]);
+	TimestampTz rx = DatumGetTimestampTz(x->values[CLAIM_RESULT_COLUMNS]);
+	TimestampTz ry = DatumGetTimestampTz(y->values[CLAIM_RESULT_COLUMNS]);
+	int64		ix = DatumGetInt64(x->values[CLAIM_COL_ID]);
+	int64		iy = DatumGetInt64(y->values[CLAIM_COL_ID]);
+
+	if (px != py)
+		return px > py ? -1 : 1;
+	if (rx != ry)
+		return rx < ry ? -1 : 1;
+	return ix < iy ? -1 : (ix > iy ? 1 : 0);
+}
 
 /*
  * claim_run
  *		Runs one form of the claim statement, adds the claimed jobs to the
- *		result, and sets *last to the claim-order key of the last one.
- *		Returns how many it claimed.
+ *		result in claim order, and sets *last to the claim-order key of the
+ *		last one.  Returns how many it claimed.
  */
 static uint64
 claim_run(SPIPlanPtr plan, Datum *values, char *nulls, ReturnSetInfo *rsinfo,
@@ -392,23 +420,25 @@ claim_run(SPIPlanPtr plan, Datum *values, char *nulls, ReturnSetInfo *rsinfo,
 {
 	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	uint64		n = SPI_processed;
+	ClaimedRow *rows;
 
-	if (rc != SPI_OK_SELECT)
+	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	if (n == 0)
+		return 0;
+	rows = palloc(sizeof(ClaimedRow) * n);
 	for (uint64 i = 0; i < n; i++)
-	{
-		Datum		row[CLAIM_RESULT_COLUMNS + 1];
-		bool		isnull[CLAIM_RESULT_COLUMNS + 1];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, row, isnull);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, isnull);
-		if (i == n - 1)
-		{
-			last->id = DatumGetInt64(row[0]);
-			last->priority = DatumGetInt32(row[6]);
-			last->run_at = DatumGetTimestampTz(row[CLAIM_RESULT_COLUMNS]);
-		}
-	}
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+						  rows[i].values, rows[i].isnull);
+	if (n > 1)
+		qsort(rows, n, sizeof(ClaimedRow), cmp_claim_order);
+	for (uint64 i = 0; i < n; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 rows[i].values, rows[i].isnull);
+	last->id = DatumGetInt64(rows[n - 1].values[CLAIM_COL_ID]);
+	last->priority = DatumGetInt32(rows[n - 1].values[CLAIM_COL_PRIORITY]);
+	last->run_at = DatumGetTimestampTz(rows[n - 1].values[CLAIM_RESULT_COLUMNS]);
+	pfree(rows);
 	SPI_freetuptable(SPI_tuptable);
 	return n;
 }
