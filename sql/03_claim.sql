@@ -17,10 +17,11 @@ SELECT count(*) AS enqueued FROM queue.enqueue_many('q03', '[
   {"payload": {"n": 6}, "run_at": "2001-01-01 00:00:00+00"},
   {"payload": {"n": 7}, "priority": 10, "delay": "1 hour"}
 ]');
--- A batch claim returns its jobs in that order, never more than asked.
+-- A batch claim returns its jobs in that order, across priorities, never
+-- more than asked.
 SELECT job_id, payload, priority, attempt, max_attempts
-  FROM queue.claim('q03', 'worker-a', 2);
-SELECT job_id, payload, priority FROM queue.claim('q03', 'worker-a', 3);
+  FROM queue.claim('q03', 'worker-a', 3);
+SELECT job_id, payload, priority FROM queue.claim('q03', 'worker-a', 2);
 -- Job 7 is scheduled an hour ahead: not claimable yet, even with its high
 -- priority; so only job 5 is left, though five are asked.
 SELECT job_id, payload, priority FROM queue.claim('q03', 'worker-b', 5);

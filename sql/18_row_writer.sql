@@ -190,6 +190,14 @@ SELECT queue.enqueue('rw', '{"n": 21}');
 SELECT * FROM pg_temp.check_indexes();
 
 --
+-- A batch larger than one heap multi-insert (100 rows) is written whole,
+-- every index with it.
+SELECT count(*) FROM queue.enqueue_many('rw', (SELECT jsonb_agg(jsonb_build_object('payload', jsonb_build_object('big_batch', i))) FROM generate_series(1, 250) i));
+SELECT count(*), count(DISTINCT payload), min(id) > 1800000 AS ours
+  FROM queue.job WHERE payload ? 'big_batch';
+SELECT * FROM pg_temp.check_indexes();
+
+--
 -- Rolled back: the jobs are gone, and the indexes agree.
 --
 BEGIN;
