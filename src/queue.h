@@ -189,6 +189,9 @@ typedef struct QueueRowWriter
 {
 	Relation	rel;
 	AttrNumber *map;			/* caller's column i is attribute map[i] */
+	struct WriterCacheEntry *cache_entry;	/* what the backend keeps */
+	uint64		cache_generation;	/* of cache_entry when opened */
+	bool		uses_cache;		/* runs the entry's expression states */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	Datum	   *values;			/* the row being built, by attribute */

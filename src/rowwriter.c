@@ -14,10 +14,7 @@
  *	  - the row is built from the caller's values, column by column by
  *		name, so the code does not depend on the table's column order;
  *	  - every constraint of the table is checked (ExecConstraints: NOT NULL
- *		and all CHECK constraints, users' own included), with the constraint
- *		trees kept per backend, keyed by their stored text, so only the
- *		text's parsing (and planning, where nothing can change it under the
- *		same text) is saved, never a check;
+ *		and all CHECK constraints, users' own included);
  *	  - the heap insert, then every index (partial ones by their predicate,
  *		unique ones checked), as ExecInsertIndexTuples does it for INSERT;
  *		a batch goes to the heap with one multi-insert per group of rows, as
@@ -35,6 +32,12 @@
  * of another type or with a type modifier.  So a user's trigger or CHECK
  * on queue.job keeps its effect.
  *
+ * What the executor rebuilds for every statement (the IndexInfo of each
+ * index, the states of partial-index predicates and CHECK constraints,
+ * parsed and planned again from their stored text) a backend keeps per
+ * table between calls, rebuilt when the relcache reports a change (see
+ * WriterCacheEntry): only the setup is saved, never a check.
+ *
  * The rows are written with the current command id, as an INSERT's are;
  * later statements of the transaction see them after the next command
  * counter increment (SPI makes one before each statement).
@@ -46,55 +49,87 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/rls.h"
 
 #include "queue.h"
 
 /*
- * The CHECK constraints of one relation, read from their stored texts
- * (ccbin) and reused while those texts are the same.  A constraint whose
- * planning depends on nothing that can change under the same text is kept
- * planned: it calls no function that could be replaced (none of OID
- * FirstUnpinnedObjectId or more, the plan cache's own rule; planning may
- * inline such a function, or fold an immutable one into a constant), and
+ * What a writer of one table keeps between calls, per backend: the map
+ * of the caller's columns, the table's CHECK constraints and its indexes'
+ * IndexInfo, each with its expression states ready to run.  Rebuilding
+ * these for every call (ExecOpenIndices, ExecPrepareQual for each partial
+ * index, ExecRelCheck's parsing and planning) cost more than the row's
+ * heap and index writes.
+ *
+ * An entry is keyed by the table and the caller's column list (by its
+ * address: callers pass static arrays).  It is rebuilt when the relcache
+ * reports a change of the table or of one of its indexes (a constraint,
+ * an index created or dropped, an index becoming ready for inserts), and
+ * a rebuilt entry's memory is handed to the transaction, so a writer
+ * still using the old one keeps it until the transaction ends.
+ *
+ * An expression is kept ready only when nothing can change it without
+ * such an invalidation: it calls no function that could be replaced
+ * (none of OID FirstUnpinnedObjectId or more, the plan cache's own rule:
+ * planning may inline such a function, or fold it into a constant) and
  * expression_planner_with_deps reports no dependency (a domain, whose
- * constraints could change).  Any other is kept parsed and planned at each
- * use, as the executor does.  A writer works on copies, so an entry may be
- * refilled at any time.
+ * constraints could change).  Any other, and every index of an access
+ * method other than btree (some keep per-index state in their IndexInfo),
+ * is prepared at each call, as the executor does.
+ *
+ * The expression states are not reentrant: a writer opened while another
+ * uses the same entry (a constraint's function enqueueing into the same
+ * table) prepares everything itself.  After an error the entry is
+ * rebuilt, in case a state was left half-run.
  */
-typedef struct CheckCacheEntry
+typedef struct WriterCacheEntry
 {
 	Oid			relid;			/* InvalidOid: unused */
-	uint64		last_used;		/* for the choice of an entry to refill */
+	const QueueColumn *columns; /* the caller's column list, by address */
+	int			ncolumns;
+	bool		valid;			/* false once the relcache said it changed */
+	bool		busy;			/* a writer uses its expression states */
+	uint64		generation;		/* bumped when the entry is rebuilt */
+	uint64		last_used;		/* for the choice of an entry to reuse */
+	MemoryContext cxt;			/* what the entry holds, NULL if nothing */
+	bool		fits;			/* the columns fit the table (else decline) */
+	AttrNumber *map;			/* caller's column i is attribute map[i] */
+	int			natts;
 	int			ncheck;
-	char	  **ccbin;			/* copies of the texts read */
-	Node	  **expr;			/* the constraints, parsed or planned */
-	bool	   *planned;		/* expr[i] is planned already */
-	MemoryContext cxt;
-} CheckCacheEntry;
+	ExprState **check_state;	/* NULL: prepared at each call */
+	int			nindexes;
+	Oid		   *index_oids;		/* RelationGetIndexList's order */
+	IndexInfo **index_info;		/* NULL: built at each call */
+} WriterCacheEntry;
 
 /*
- * The tables writers write are queue.job and queue.job_archive; the spare
- * entries keep tables of a dropped and re-created extension from pushing
- * those two out of each other's way.
+ * The tables writers write are queue.job and queue.job_archive, each by
+ * one caller; the spare entries keep a dropped and re-created extension's
+ * tables from pushing those out of each other's way.
  */
-#define CHECK_CACHE_SIZE	4
+#define WRITER_CACHE_SIZE	4
 
-static CheckCacheEntry check_cache[CHECK_CACHE_SIZE];
-static uint64 check_cache_clock = 0;
+static WriterCacheEntry writer_cache[WRITER_CACHE_SIZE];
+static uint64 writer_cache_clock = 0;
+static bool writer_callbacks_registered = false;
 
 /* check_functions_in_node callback: a function that could be replaced? */
 static bool
@@ -115,93 +150,62 @@ calls_replaceable_function(Node *node, void *context)
 }
 
 /*
- * check_cache_for
- *		The cache entry of rel's CHECK constraints, filled from the stored
- *		texts unless it holds them already; the least recently used entry
- *		is refilled when none is rel's.
+ * plan_if_fixed
+ *		Plans expr (a tree, or an implicit-AND list) into *planned and
+ *		returns true if the result can be kept for as long as the table's
+ *		relcache entry does not change (see WriterCacheEntry).
  */
-static CheckCacheEntry *
-check_cache_for(Relation rel)
+static bool
+plan_if_fixed(Node *expr, Node **planned)
 {
-	TupleConstr *constr = rel->rd_att->constr;
-	int			ncheck = constr->num_check;
-	CheckCacheEntry *e = NULL;
-	bool		same;
-	MemoryContext old;
+	List	   *relations = NIL;
+	List	   *items = NIL;
 
-	for (int k = 0; k < CHECK_CACHE_SIZE && e == NULL; k++)
-		if (check_cache[k].relid == RelationGetRelid(rel))
-			e = &check_cache[k];
-	if (e == NULL)
-	{
-		e = &check_cache[0];
-		for (int k = 1; k < CHECK_CACHE_SIZE; k++)
-			if (check_cache[k].last_used < e->last_used)
-				e = &check_cache[k];
-	}
-	e->last_used = ++check_cache_clock;
-
-	same = (e->relid == RelationGetRelid(rel) && e->ncheck == ncheck);
-	for (int i = 0; same && i < ncheck; i++)
-		same = (strcmp(e->ccbin[i], constr->check[i].ccbin) == 0);
-	if (same)
-		return e;
-
-	if (e->cxt == NULL)
-		e->cxt = AllocSetContextCreate(TopMemoryContext, "queue check constraints",
-									   ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(e->cxt);
-	e->relid = InvalidOid;
-
-	old = MemoryContextSwitchTo(e->cxt);
-	e->ccbin = palloc(sizeof(char *) * Max(ncheck, 1));
-	e->expr = palloc(sizeof(Node *) * Max(ncheck, 1));
-	e->planned = palloc(sizeof(bool) * Max(ncheck, 1));
-	for (int i = 0; i < ncheck; i++)
-	{
-		Node	   *parsed = stringToNode(constr->check[i].ccbin);
-		List	   *relations = NIL;
-		List	   *items = NIL;
-		Expr	   *planned;
-
-		planned = expression_planner_with_deps((Expr *) copyObject(parsed),
-											   &relations, &items);
-		e->ccbin[i] = pstrdup(constr->check[i].ccbin);
-		e->planned[i] = (relations == NIL && items == NIL &&
-						 !calls_replaceable_function(parsed, NULL));
-		e->expr[i] = e->planned[i] ? (Node *) planned : parsed;
-	}
-	MemoryContextSwitchTo(old);
-	e->ncheck = ncheck;
-	e->relid = RelationGetRelid(rel);
-	return e;
+	if (calls_replaceable_function(expr, NULL))
+		return false;
+	*planned = (Node *) expression_planner_with_deps((Expr *) copyObject(expr),
+													 &relations, &items);
+	return relations == NIL && items == NIL;
 }
 
 /*
- * writer_applies
- *		Whether rows can go into rel as an INSERT of the given columns would
- *		put them, without the executor; fills map (column i of the caller
- *		is attribute map[i] - 1).
+ * ready_index_info
+ *		The IndexInfo of a btree index with its predicate and expressions
+ *		ready to run, in the current memory context, or NULL if one of them
+ *		cannot be kept (it is then built at each call).
+ */
+static IndexInfo *
+ready_index_info(Relation index)
+{
+	IndexInfo  *ii = BuildIndexInfo(index);
+	Node	   *planned;
+	ListCell   *lc;
+
+	if (ii->ii_Predicate != NIL)
+	{
+		if (!plan_if_fixed((Node *) ii->ii_Predicate, &planned))
+			return NULL;
+		ii->ii_PredicateState = ExecInitQual((List *) planned, NULL);
+	}
+	foreach(lc, ii->ii_Expressions)
+	{
+		if (!plan_if_fixed((Node *) lfirst(lc), &planned))
+			return NULL;
+		ii->ii_ExpressionsState = lappend(ii->ii_ExpressionsState,
+										  ExecInitExpr((Expr *) planned, NULL));
+	}
+	return ii;
+}
+
+/*
+ * map_columns
+ *		Whether the caller's columns fit rel as an INSERT of them would
+ *		fill it; fills map (column i of the caller is attribute map[i]).
  */
 static bool
-writer_applies(Relation rel, const QueueColumn *columns, int ncolumns,
-			   AttrNumber *map)
+map_columns(TupleDesc desc, const QueueColumn *columns, int ncolumns,
+			AttrNumber *map)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
-		return false;
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
-		return false;
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
-		return false;
-	if (desc->constr != NULL && desc->constr->has_generated_stored)
-		return false;
-	/* no privilege error of our own: the INSERT statement reports it */
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		return false;
-
 	for (int i = 0; i < ncolumns; i++)
 		map[i] = InvalidAttrNumber;
 	for (int a = 0; a < desc->natts; a++)
@@ -233,13 +237,241 @@ writer_applies(Relation rel, const QueueColumn *columns, int ncolumns,
 }
 
 /*
+ * writer_cache_invalidate
+ *		Relcache invalidation callback: marks stale the entries of relid, or
+ *		of the table relid is an index of (or all, for InvalidOid).
+ */
+static void
+writer_cache_invalidate(Datum arg, Oid relid)
+{
+	for (int k = 0; k < WRITER_CACHE_SIZE; k++)
+	{
+		WriterCacheEntry *e = &writer_cache[k];
+		bool		hit = (relid == InvalidOid || relid == e->relid);
+
+		for (int i = 0; !hit && i < e->nindexes; i++)
+			hit = (e->index_oids[i] == relid);
+		if (hit)
+			e->valid = false;
+	}
+}
+
+/*
+ * writer_cache_xact_callback
+ *		At the end of a transaction no writer is open: an entry still busy
+ *		is one an error interrupted, and is rebuilt before its next use.
+ */
+static void
+writer_cache_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			for (int k = 0; k < WRITER_CACHE_SIZE; k++)
+				if (writer_cache[k].busy)
+				{
+					writer_cache[k].busy = false;
+					writer_cache[k].valid = false;
+				}
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * writer_cache_build
+ *		(Re)fills e for rel and the caller's columns.  indexes is rel's
+ *		index list, and all of rel's indexes are locked already.
+ *
+ * The old content may still be in use by an open writer (a nested call),
+ * so it is handed to the transaction rather than freed.  The new content
+ * is built in a context of the transaction, so an error leaks nothing,
+ * and moved under CacheMemoryContext once complete.  An invalidation
+ * that arrives while building (looking up a function or a type can take
+ * a catalog lock, which reads the invalidation queue) marks the entry
+ * stale, and it is then used by nobody: the caller prepares everything.
+ */
+static void
+writer_cache_build(WriterCacheEntry *e, Relation rel,
+				   const QueueColumn *columns, int ncolumns, List *indexes)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleConstr *constr = desc->constr;
+	MemoryContext cxt;
+	MemoryContext old;
+	int			i;
+	ListCell   *lc;
+
+	if (e->cxt != NULL)
+		MemoryContextSetParent(e->cxt, TopTransactionContext);
+	cxt = AllocSetContextCreate(TopTransactionContext, "queue row writer cache",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	e->cxt = cxt;
+	e->generation++;
+	e->busy = false;
+	e->relid = RelationGetRelid(rel);
+	e->columns = columns;
+	e->ncolumns = ncolumns;
+	e->natts = desc->natts;
+	e->nindexes = list_length(indexes);
+	e->index_oids = palloc(sizeof(Oid) * Max(e->nindexes, 1));
+	i = 0;
+	foreach(lc, indexes)
+		e->index_oids[i++] = lfirst_oid(lc);
+	e->ncheck = (constr != NULL) ? constr->num_check : 0;
+	e->check_state = palloc0(sizeof(ExprState *) * Max(e->ncheck, 1));
+	e->index_info = palloc0(sizeof(IndexInfo *) * Max(e->nindexes, 1));
+	e->map = palloc(sizeof(AttrNumber) * ncolumns);
+	/* from here on, an invalidation of rel or its indexes reaches e */
+	e->valid = true;
+
+	e->fits = map_columns(desc, columns, ncolumns, e->map);
+	for (i = 0; i < e->ncheck; i++)
+	{
+		Node	   *planned;
+
+		if (plan_if_fixed(stringToNode(constr->check[i].ccbin), &planned))
+			e->check_state[i] = ExecInitExpr((Expr *) planned, NULL);
+	}
+	for (i = 0; i < e->nindexes; i++)
+	{
+		Relation	index = index_open(e->index_oids[i], RowExclusiveLock);
+
+		if (index->rd_rel->relam == BTREE_AM_OID)
+			e->index_info[i] = ready_index_info(index);
+		index_close(index, NoLock);
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+}
+
+/*
+ * writer_cache_entry
+ *		The cache entry of rel and the caller's columns, rebuilt if the
+ *		relcache reported a change since it was filled; the least recently
+ *		used entry is reused when none is theirs.
+ */
+static WriterCacheEntry *
+writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns)
+{
+	Oid			relid = RelationGetRelid(rel);
+	WriterCacheEntry *e = NULL;
+	List	   *indexes;
+	bool		same;
+	ListCell   *lc;
+	int			i;
+
+	if (!writer_callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(writer_cache_invalidate, (Datum) 0);
+		RegisterXactCallback(writer_cache_xact_callback, NULL);
+		writer_callbacks_registered = true;
+	}
+
+	for (int k = 0; k < WRITER_CACHE_SIZE && e == NULL; k++)
+		if (writer_cache[k].relid == relid && writer_cache[k].columns == columns)
+			e = &writer_cache[k];
+	if (e == NULL)
+	{
+		e = &writer_cache[0];
+		for (int k = 1; k < WRITER_CACHE_SIZE; k++)
+			if (writer_cache[k].last_used < e->last_used)
+				e = &writer_cache[k];
+		e->valid = false;
+	}
+	e->last_used = ++writer_cache_clock;
+
+	/* what ExecOpenIndices opens; the same list, or the entry is stale */
+	indexes = RelationGetForm(rel)->relhasindex ? RelationGetIndexList(rel) : NIL;
+	same = (e->valid && e->relid == relid && e->columns == columns &&
+			e->ncolumns == ncolumns && e->natts == RelationGetDescr(rel)->natts &&
+			e->ncheck == (rel->rd_att->constr ? rel->rd_att->constr->num_check : 0) &&
+			e->nindexes == list_length(indexes));
+	i = 0;
+	foreach(lc, indexes)
+	{
+		if (!same)
+			break;
+		same = (e->index_oids[i++] == lfirst_oid(lc));
+	}
+	if (!same)
+	{
+		/* lock the indexes first: taking a lock reads invalidations */
+		foreach(lc, indexes)
+			index_close(index_open(lfirst_oid(lc), RowExclusiveLock), NoLock);
+		writer_cache_build(e, rel, columns, ncolumns, indexes);
+	}
+	list_free(indexes);
+	return e;
+}
+
+/*
+ * writer_declines
+ *		Whether rel is a table a writer must leave to the INSERT statement
+ *		(see the header), from what can change without a relcache
+ *		invalidation of rel (the role, row_security) or is cheap to read.
+ */
+static bool
+writer_declines(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
+		return true;
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return true;
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+		return true;
+	if (desc->constr != NULL && desc->constr->has_generated_stored)
+		return true;
+	/* no privilege error of our own: the INSERT statement reports it */
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		return true;
+	return false;
+}
+
+/*
+ * open_indexes
+ *		What ExecOpenIndices does, with the entry's IndexInfos where it has
+ *		them.
+ */
+static void
+open_indexes(ResultRelInfo *rri, WriterCacheEntry *e)
+{
+	int			n = e->nindexes;
+
+	if (n == 0)
+		return;
+	rri->ri_NumIndices = n;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * n);
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		Relation	index = index_open(e->index_oids[i], RowExclusiveLock);
+
+		rri->ri_IndexRelationDescs[i] = index;
+		rri->ri_IndexRelationInfo[i] = e->index_info[i] ? e->index_info[i] :
+			BuildIndexInfo(index);
+	}
+}
+
+/*
  * queue_row_writer_open
  *		A writer of rows of queue.<relname> with the given columns, or NULL
  *		if the table is one a writer must not write (see the header): the
- *		caller then runs its INSERT statement.
+ *		caller then runs its INSERT statement.  columns must be a static
+ *		array: the cache knows a caller by its address.
  *
- * Takes RowExclusiveLock on the table, as an INSERT does, kept to the end
- * of the transaction.
+ * Takes RowExclusiveLock on the table and its indexes, as an INSERT does,
+ * kept to the end of the transaction.
  */
 QueueRowWriter *
 queue_row_writer_open(const char *relname, const QueueColumn *columns,
@@ -248,7 +480,8 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 	QueueRowWriter *w;
 	Oid			relid;
 	Relation	rel;
-	AttrNumber *map = palloc(sizeof(AttrNumber) * ncolumns);
+	WriterCacheEntry *e;
+	TupleConstr *constr;
 	MemoryContext old;
 
 	/* what the executor checks before any INSERT */
@@ -259,35 +492,42 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 	if (!OidIsValid(relid))
 		elog(ERROR, "table queue.%s is missing", relname);
 	rel = table_open(relid, RowExclusiveLock);
-	if (!writer_applies(rel, columns, ncolumns, map))
+	if (writer_declines(rel) ||
+		!(e = writer_cache_entry(rel, columns, ncolumns))->fits)
 	{
 		table_close(rel, NoLock);
-		pfree(map);
 		return NULL;
 	}
 
 	w = palloc0(sizeof(QueueRowWriter));
 	w->rel = rel;
-	w->map = map;
+	w->map = e->map;
+	w->cache_entry = e;
+	w->cache_generation = e->generation;
 	w->estate = CreateExecutorState();
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
-	ExecOpenIndices(w->rri, false);
-	if (rel->rd_att->constr != NULL && rel->rd_att->constr->num_check > 0)
+	constr = rel->rd_att->constr;
+	if (e->valid && !e->busy)
 	{
-		/* what ExecRelCheck would build, from the trees we keep */
-		int			ncheck = rel->rd_att->constr->num_check;
-		CheckCacheEntry *checks = check_cache_for(rel);
-
-		w->rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * ncheck);
-		for (int i = 0; i < ncheck; i++)
+		e->busy = true;
+		w->uses_cache = true;
+		open_indexes(w->rri, e);
+		if (e->ncheck > 0)
 		{
-			Expr	   *expr = (Expr *) copyObject(checks->expr[i]);
-
-			w->rri->ri_ConstraintExprs[i] = checks->planned[i] ?
-				ExecInitExpr(expr, NULL) : ExecPrepareExpr(expr, w->estate);
+			/* what ExecRelCheck would build, from the states we keep */
+			w->rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * e->ncheck);
+			for (int i = 0; i < e->ncheck; i++)
+				w->rri->ri_ConstraintExprs[i] = e->check_state[i] ? e->check_state[i] :
+					ExecPrepareExpr((Expr *) stringToNode(constr->check[i].ccbin),
+									w->estate);
 		}
+	}
+	else
+	{
+		/* as the executor does it; ExecRelCheck prepares the constraints */
+		ExecOpenIndices(w->rri, false);
 	}
 	w->values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
 	w->isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
@@ -401,6 +641,7 @@ queue_row_writer_close(QueueRowWriter *w)
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
 	table_close(w->rel, NoLock);
-	pfree(w->map);
+	if (w->uses_cache && w->cache_entry->generation == w->cache_generation)
+		w->cache_entry->busy = false;
 	pfree(w);
 }
