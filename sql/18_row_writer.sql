@@ -143,6 +143,38 @@ SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 24}', priority => 50)$$);
 ALTER TABLE queue.job DROP CONSTRAINT user_domain_check;
 DROP DOMAIN public.rw_small;
 SELECT payload->>'n' AS n FROM queue.job WHERE id > 1800000 AND payload->>'n' IN ('23', '24');
+-- The same through a domain that has a constraint from the start: the
+-- constraint is not kept ready (ALTER DOMAIN does not invalidate the
+-- table), so the domain's new constraint is checked at once.
+CREATE DOMAIN public.rw_prio AS integer CHECK (VALUE < 100);
+ALTER TABLE queue.job ADD CONSTRAINT user_domain_check
+	CHECK ((priority::public.rw_prio) IS NOT NULL) NOT VALID;
+SELECT queue.enqueue('rw', '{"n": 25}', priority => 50) > 0 AS enqueued;
+ALTER DOMAIN public.rw_prio ADD CONSTRAINT rw_prio_tight CHECK (VALUE < 10);
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 26}', priority => 50)$$);
+ALTER TABLE queue.job DROP CONSTRAINT user_domain_check;
+DROP DOMAIN public.rw_prio;
+-- A constraint on the whole row, checked call after call (its state sets
+-- itself up in the statement's memory, so it is prepared at each call).
+ALTER TABLE queue.job ADD CONSTRAINT user_row_check
+	CHECK ((row_to_json(job)->>'priority')::integer < 100) NOT VALID;
+SELECT queue.enqueue('rw', '{"n": 27}', priority => 50) > 0 AS enqueued;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 28}', priority => 150)$$);
+SELECT count(*) FROM queue.enqueue_many('rw', '[{"payload": {"n": 29}, "priority": 60}]');
+SELECT pg_temp.try($$SELECT queue.enqueue_many('rw', '[{"payload": {"n": 28}, "priority": 160}]')$$);
+ALTER TABLE queue.job DROP CONSTRAINT user_row_check;
+-- A constraint whose planning fails: the error is the INSERT's, and the
+-- session, having failed in the middle of building what it keeps, writes
+-- whole rows afterwards, in the same transaction and the next ones.
+ALTER TABLE queue.job ADD CONSTRAINT user_div_check CHECK (priority < 1 / 0) NOT VALID;
+BEGIN;
+SELECT pg_temp.try($$SELECT queue.enqueue('rw', '{"n": 31}')$$);
+ALTER TABLE queue.job DROP CONSTRAINT user_div_check;
+SELECT queue.enqueue('rw', '{"n": 32}') > 0 AS enqueued;
+COMMIT;
+SELECT queue.enqueue('rw', '{"n": 33}') > 0 AS enqueued;
+SELECT payload->>'n' AS n FROM queue.job
+ WHERE id > 1800000 AND payload->>'n' IN ('25', '26', '27', '28', '29', '31', '32', '33') ORDER BY id;
 
 --
 -- The extension's own constraints are checked too: with one of them

@@ -56,7 +56,9 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_proc.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -87,13 +89,14 @@
  * still using the old one keeps it until the transaction ends.
  *
  * An expression is kept ready only when nothing can change it without
- * such an invalidation: it calls no function that could be replaced
- * (none of OID FirstUnpinnedObjectId or more, the plan cache's own rule:
- * planning may inline such a function, or fold it into a constant) and
- * expression_planner_with_deps reports no dependency (a domain, whose
- * constraints could change).  Any other, and every index of an access
- * method other than btree (some keep per-index state in their IndexInfo),
- * is prepared at each call, as the executor does.
+ * such an invalidation, and its state holds nothing of one statement
+ * (plan_if_keepable): plain scalar nodes calling no function that could
+ * be replaced (none of OID FirstUnpinnedObjectId or more, the plan
+ * cache's own rule).  Any other, and every index of an access method
+ * other than btree (some keep per-index state in their IndexInfo), is
+ * prepared at each call, as the executor does.  The EXECUTE privilege on
+ * the functions of kept states is checked at each use, as the executor
+ * checks it at each statement.
  *
  * The expression states are not reentrant: a writer opened while another
  * uses the same entry (a constraint's function enqueueing into the same
@@ -118,6 +121,7 @@ typedef struct WriterCacheEntry
 	int			nindexes;
 	Oid		   *index_oids;		/* RelationGetIndexList's order */
 	IndexInfo **index_info;		/* NULL: built at each call */
+	List	   *funcs;			/* OIDs of the functions the states call */
 } WriterCacheEntry;
 
 /*
@@ -138,62 +142,141 @@ replaceable_function_checker(Oid func_id, void *context)
 	return func_id >= (Oid) FirstUnpinnedObjectId;
 }
 
-/* Whether an expression calls a function that could be replaced. */
+/* check_functions_in_node callback: adds the function to *context. */
 static bool
-calls_replaceable_function(Node *node, void *context)
+collect_function(Oid func_id, void *context)
 {
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, replaceable_function_checker, context))
-		return true;
-	return expression_tree_walker(node, calls_replaceable_function, context);
+	List	  **funcs = (List **) context;
+
+	*funcs = list_append_unique_oid(*funcs, func_id);
+	return false;
 }
 
 /*
- * plan_if_fixed
- *		Plans expr (a tree, or an implicit-AND list) into *planned and
- *		returns true if the result can be kept for as long as the table's
- *		relcache entry does not change (see WriterCacheEntry).
+ * unkeepable_node
+ *		expression_tree_walker callback: whether the expression holds a node
+ *		whose state must not outlive one statement, or a function that
+ *		could be replaced.
+ *
+ * Only plain scalar expressions are kept.  Others set themselves up on
+ * their first run in the statement's memory (a whole-row Var, a row type
+ * conversion, a hashed IN list), or bind at initialization what can
+ * change without a relcache invalidation of the table: a domain's
+ * constraints (ALTER DOMAIN invalidates only the type), a type's default
+ * comparison (MinMaxExpr), a subscripting routine.  A Var of a row type
+ * is left out too, so a NullTest never reads a row type's descriptor.
  */
 static bool
-plan_if_fixed(Node *expr, Node **planned)
+unkeepable_node(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			if (((Var *) node)->varattno <= 0 ||
+				type_is_rowtype(((Var *) node)->vartype))
+				return true;
+			break;
+		case T_ScalarArrayOpExpr:
+			if (OidIsValid(((ScalarArrayOpExpr *) node)->hashfuncid))
+				return true;
+			break;
+		case T_Const:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_BoolExpr:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_RelabelType:
+		case T_CoerceViaIO:
+		case T_CaseExpr:
+		case T_CaseWhen:
+		case T_CaseTestExpr:
+		case T_CoalesceExpr:
+		case T_ArrayExpr:
+		case T_List:
+			break;
+		default:
+			return true;
+	}
+	if (check_functions_in_node(node, replaceable_function_checker, NULL))
+		return true;
+	return expression_tree_walker(node, unkeepable_node, context);
+}
+
+/* expression_tree_walker callback: collects the functions called. */
+static bool
+collect_functions(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	(void) check_functions_in_node(node, collect_function, context);
+	return expression_tree_walker(node, collect_functions, context);
+}
+
+/*
+ * plan_if_keepable
+ *		Plans expr (a tree, or an implicit-AND list) into *planned and
+ *		returns true if its state can be kept for as long as the table's
+ *		relcache entry does not change (see WriterCacheEntry); adds the
+ *		functions it calls to *funcs, whose EXECUTE privilege each use then
+ *		checks, as the executor's initialization of the state would.
+ *
+ * A function that could be replaced is looked for before planning too,
+ * since planning may inline it or fold it into a constant; planning
+ * reports a dependency when it drops a domain that has no constraints.
+ */
+static bool
+plan_if_keepable(Node *expr, Node **planned, List **funcs)
 {
 	List	   *relations = NIL;
 	List	   *items = NIL;
 
-	if (calls_replaceable_function(expr, NULL))
+	if (unkeepable_node(expr, NULL))
 		return false;
 	*planned = (Node *) expression_planner_with_deps((Expr *) copyObject(expr),
 													 &relations, &items);
-	return relations == NIL && items == NIL;
+	if (relations != NIL || items != NIL || unkeepable_node(*planned, NULL))
+		return false;
+	(void) collect_functions(*planned, funcs);
+	return true;
 }
 
 /*
  * ready_index_info
  *		The IndexInfo of a btree index with its predicate and expressions
  *		ready to run, in the current memory context, or NULL if one of them
- *		cannot be kept (it is then built at each call).
+ *		cannot be kept (it is then built at each call).  Adds the functions
+ *		they call to *funcs.
  */
 static IndexInfo *
-ready_index_info(Relation index)
+ready_index_info(Relation index, List **funcs)
 {
 	IndexInfo  *ii = BuildIndexInfo(index);
-	Node	   *planned;
+	List	   *states = NIL;
+	Node	   *predicate = NULL;
 	ListCell   *lc;
 
-	if (ii->ii_Predicate != NIL)
-	{
-		if (!plan_if_fixed((Node *) ii->ii_Predicate, &planned))
-			return NULL;
-		ii->ii_PredicateState = ExecInitQual((List *) planned, NULL);
-	}
+	if (ii->ii_Predicate != NIL &&
+		!plan_if_keepable((Node *) ii->ii_Predicate, &predicate, funcs))
+		return NULL;
 	foreach(lc, ii->ii_Expressions)
 	{
-		if (!plan_if_fixed((Node *) lfirst(lc), &planned))
+		Node	   *planned;
+
+		if (!plan_if_keepable((Node *) lfirst(lc), &planned, funcs))
 			return NULL;
-		ii->ii_ExpressionsState = lappend(ii->ii_ExpressionsState,
-										  ExecInitExpr((Expr *) planned, NULL));
+		states = lappend(states, planned);
 	}
+	/* as ExecPrepareQual and ExecPrepareExprList would make them */
+	if (predicate != NULL)
+		ii->ii_PredicateState = ExecInitQual((List *) predicate, NULL);
+	foreach(lc, states)
+		lfirst(lc) = ExecInitExpr((Expr *) lfirst(lc), NULL);
+	ii->ii_ExpressionsState = states;
 	return ii;
 }
 
@@ -284,17 +367,39 @@ writer_cache_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * writer_cache_reset
+ *		Empties e.  Its memory may still be in use by an open writer (a
+ *		nested call), so it is handed to the transaction rather than freed.
+ */
+static void
+writer_cache_reset(WriterCacheEntry *e)
+{
+	if (e->cxt != NULL)
+		MemoryContextSetParent(e->cxt, TopTransactionContext);
+	e->cxt = NULL;
+	e->relid = InvalidOid;
+	e->columns = NULL;
+	e->valid = false;
+	e->busy = false;
+	e->nindexes = 0;
+	e->index_oids = NULL;
+	e->generation++;
+}
+
+/*
  * writer_cache_build
- *		(Re)fills e for rel and the caller's columns.  indexes is rel's
- *		index list, and all of rel's indexes are locked already.
+ *		Fills e for rel and the caller's columns.  indexes is rel's index
+ *		list, and all of rel's indexes are locked already.
  *
- * The old content may still be in use by an open writer (a nested call),
- * so it is handed to the transaction rather than freed.  The new content
- * is built in a context of the transaction, so an error leaks nothing,
- * and moved under CacheMemoryContext once complete.  An invalidation
- * that arrives while building (looking up a function or a type can take
- * a catalog lock, which reads the invalidation queue) marks the entry
- * stale, and it is then used by nobody: the caller prepares everything.
+ * The content is built in a context of the transaction and moved under
+ * CacheMemoryContext once complete; an error on the way (a missing
+ * EXECUTE privilege on a function of a constraint, which the executor
+ * reports too, or out of memory) leaves e empty and the context to die
+ * with the transaction.  An invalidation that arrives while building
+ * (looking up a function or a type can take a catalog lock, which reads
+ * the invalidation queue) marks the entry stale: it then serves this
+ * call, with everything prepared by the caller, and is built again at the
+ * next.
  */
 static void
 writer_cache_build(WriterCacheEntry *e, Relation rel,
@@ -304,53 +409,90 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 	TupleConstr *constr = desc->constr;
 	MemoryContext cxt;
 	MemoryContext old;
-	int			i;
-	ListCell   *lc;
 
-	if (e->cxt != NULL)
-		MemoryContextSetParent(e->cxt, TopTransactionContext);
+	writer_cache_reset(e);
 	cxt = AllocSetContextCreate(TopTransactionContext, "queue row writer cache",
 								ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-
-	e->cxt = cxt;
-	e->generation++;
-	e->busy = false;
-	e->relid = RelationGetRelid(rel);
-	e->columns = columns;
-	e->ncolumns = ncolumns;
-	e->natts = desc->natts;
-	e->nindexes = list_length(indexes);
-	e->index_oids = palloc(sizeof(Oid) * Max(e->nindexes, 1));
-	i = 0;
-	foreach(lc, indexes)
-		e->index_oids[i++] = lfirst_oid(lc);
-	e->ncheck = (constr != NULL) ? constr->num_check : 0;
-	e->check_state = palloc0(sizeof(ExprState *) * Max(e->ncheck, 1));
-	e->index_info = palloc0(sizeof(IndexInfo *) * Max(e->nindexes, 1));
-	e->map = palloc(sizeof(AttrNumber) * ncolumns);
-	/* from here on, an invalidation of rel or its indexes reaches e */
-	e->valid = true;
-
-	e->fits = map_columns(desc, columns, ncolumns, e->map);
-	for (i = 0; i < e->ncheck; i++)
+	PG_TRY();
 	{
-		Node	   *planned;
+		int			i = 0;
+		ListCell   *lc;
 
-		if (plan_if_fixed(stringToNode(constr->check[i].ccbin), &planned))
-			e->check_state[i] = ExecInitExpr((Expr *) planned, NULL);
+		e->cxt = cxt;
+		e->relid = RelationGetRelid(rel);
+		e->columns = columns;
+		e->ncolumns = ncolumns;
+		e->natts = desc->natts;
+		e->nindexes = list_length(indexes);
+		e->index_oids = palloc(sizeof(Oid) * Max(e->nindexes, 1));
+		foreach(lc, indexes)
+			e->index_oids[i++] = lfirst_oid(lc);
+		e->ncheck = (constr != NULL) ? constr->num_check : 0;
+		e->check_state = palloc0(sizeof(ExprState *) * Max(e->ncheck, 1));
+		e->index_info = palloc0(sizeof(IndexInfo *) * Max(e->nindexes, 1));
+		e->funcs = NIL;
+		e->map = palloc(sizeof(AttrNumber) * ncolumns);
+		/* from here on, an invalidation of rel or its indexes reaches e */
+		e->valid = true;
+
+		e->fits = map_columns(desc, columns, ncolumns, e->map);
+		for (i = 0; i < e->ncheck; i++)
+		{
+			Node	   *planned;
+
+			if (plan_if_keepable(stringToNode(constr->check[i].ccbin), &planned,
+								 &e->funcs))
+				e->check_state[i] = ExecInitExpr((Expr *) planned, NULL);
+		}
+		for (i = 0; i < e->nindexes; i++)
+		{
+			Relation	index = index_open(e->index_oids[i], RowExclusiveLock);
+
+			if (index->rd_rel->relam == BTREE_AM_OID)
+				e->index_info[i] = ready_index_info(index, &e->funcs);
+			index_close(index, NoLock);
+		}
 	}
-	for (i = 0; i < e->nindexes; i++)
+	PG_CATCH();
 	{
-		Relation	index = index_open(e->index_oids[i], RowExclusiveLock);
-
-		if (index->rd_rel->relam == BTREE_AM_OID)
-			e->index_info[i] = ready_index_info(index);
-		index_close(index, NoLock);
+		MemoryContextSwitchTo(old);
+		e->cxt = NULL;			/* goes with the transaction */
+		writer_cache_reset(e);
+		PG_RE_THROW();
 	}
-
+	PG_END_TRY();
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CacheMemoryContext);
+}
+
+/*
+ * writer_cache_usable
+ *		Whether the current user may run the functions of e's kept states,
+ *		checked at each use as the executor checks them at each statement
+ *		(a role's privileges can change without any invalidation of the
+ *		table); runs the function execute hooks (sepgsql) it would run.
+ */
+static bool
+writer_cache_usable(WriterCacheEntry *e)
+{
+	ListCell   *lc;
+
+	foreach(lc, e->funcs)
+	{
+		Oid			func = lfirst_oid(lc);
+
+#if PG_VERSION_NUM >= 160000
+		if (object_aclcheck(ProcedureRelationId, func, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+			return false;
+#else
+		if (pg_proc_aclcheck(func, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+			return false;
+#endif
+	}
+	foreach(lc, e->funcs)
+		InvokeFunctionExecuteHook(lfirst_oid(lc));
+	return true;
 }
 
 /*
@@ -509,7 +651,7 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
 	constr = rel->rd_att->constr;
-	if (e->valid && !e->busy)
+	if (e->valid && !e->busy && writer_cache_usable(e))
 	{
 		e->busy = true;
 		w->uses_cache = true;
