@@ -268,6 +268,16 @@ CREATE INDEX rw_rolled_back_idx ON queue.job ((payload->>'k'));
 SELECT queue.enqueue('rw', '{"k": "d"}') > 0 AS enqueued;
 ROLLBACK;
 SELECT queue.enqueue('rw', '{"k": "e"}') > 0 AS enqueued;
+-- The same with a savepoint: the index is gone after ROLLBACK TO, in the
+-- same transaction, and the writer no longer writes it.
+BEGIN;
+SELECT queue.enqueue('rw', '{"k": "f"}') > 0 AS enqueued;
+SAVEPOINT s;
+CREATE INDEX rw_savepoint_idx ON queue.job ((payload->>'k'));
+SELECT queue.enqueue('rw', '{"k": "g"}') > 0 AS enqueued;
+ROLLBACK TO SAVEPOINT s;
+SELECT queue.enqueue('rw', '{"k": "h"}') > 0 AS enqueued;
+COMMIT;
 SELECT payload FROM queue.job WHERE id > 1800000 AND (payload ? 'k' OR payload ? 'u') ORDER BY id;
 SELECT * FROM pg_temp.check_indexes();
 
