@@ -78,8 +78,8 @@
  * of the caller's columns, the table's CHECK constraints and its indexes'
  * IndexInfo, each with its expression states ready to run.  Rebuilding
  * these for every call (ExecOpenIndices, ExecPrepareQual for each partial
- * index, ExecRelCheck's parsing and planning) cost more than the row's
- * heap and index writes.
+ * index, ExecRelCheck's parsing and planning) cost about as much as the
+ * row's heap and index writes.
  *
  * An entry is keyed by the table and the caller's column list (by its
  * address: callers pass static arrays).  It is rebuilt when the relcache
