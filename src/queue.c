@@ -26,7 +26,8 @@
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
  *	enqueue.c	enqueue and enqueue_many
- *	rowwriter.c	inserting rows without an INSERT statement (enqueue's)
+ *	rowwriter.c	inserting rows without an INSERT statement (enqueue's and
+ *				completion's)
  *	groups.c	ordered queues: promotion of a group's next job
  *	outbox.c	the transactional outbox: publish and the relay
  *	lease.c		claim, complete, fail, extend, release (single and batch),

@@ -183,22 +183,8 @@ typedef struct QueueColumn
 	Oid			type;
 } QueueColumn;
 
-#define QUEUE_ROW_WRITER_BUFFER 100	/* rows per heap multi-insert */
-
-typedef struct QueueRowWriter
-{
-	Relation	rel;
-	AttrNumber *map;			/* caller's column i is attribute map[i] */
-	struct WriterCacheEntry *cache_entry;	/* what the backend keeps */
-	uint64		cache_generation;	/* of cache_entry when opened */
-	bool		uses_cache;		/* runs the entry's expression states */
-	EState	   *estate;
-	ResultRelInfo *rri;
-	Datum	   *values;			/* the row being built, by attribute */
-	bool	   *isnull;
-	int			nbuffered;		/* rows checked, not yet written */
-	TupleTableSlot *slots[QUEUE_ROW_WRITER_BUFFER];
-} QueueRowWriter;
+/* a writer of rows of one table; its fields are rowwriter.c's own */
+typedef struct QueueRowWriter QueueRowWriter;
 
 extern QueueRowWriter *queue_row_writer_open(const char *relname,
 											 const QueueColumn *columns,

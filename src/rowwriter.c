@@ -73,6 +73,23 @@
 
 #include "queue.h"
 
+#define QUEUE_ROW_WRITER_BUFFER 100	/* rows per heap multi-insert */
+
+struct QueueRowWriter
+{
+	Relation	rel;
+	AttrNumber *map;			/* caller's column i is attribute map[i] */
+	struct WriterCacheEntry *cache_entry;	/* what the backend keeps */
+	uint64		cache_generation;	/* of cache_entry when opened */
+	bool		uses_cache;		/* runs the entry's expression states */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	Datum	   *values;			/* the row being built, by attribute */
+	bool	   *isnull;
+	int			nbuffered;		/* rows checked, not yet written */
+	TupleTableSlot *slots[QUEUE_ROW_WRITER_BUFFER];
+};
+
 /*
  * What a writer of one table keeps between calls, per backend: the map
  * of the caller's columns, the table's CHECK constraints and its indexes'
