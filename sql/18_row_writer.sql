@@ -278,6 +278,20 @@ SELECT queue.enqueue('rw', '{"k": "g"}') > 0 AS enqueued;
 ROLLBACK TO SAVEPOINT s;
 SELECT queue.enqueue('rw', '{"k": "h"}') > 0 AS enqueued;
 COMMIT;
+-- An index of another access method than btree (GIN keeps state of its own
+-- in its IndexInfo) is described again at each call: the rows of later
+-- calls, each in its own transaction, are all found through it.
+CREATE INDEX rw_gin_idx ON queue.job USING gin (payload jsonb_path_ops);
+SELECT queue.enqueue('rw', '{"gin": 1}') > 0 AS enqueued;
+SELECT queue.enqueue('rw', '{"gin": 2}') > 0 AS enqueued;
+SELECT count(*) FROM queue.enqueue_many('rw', '[{"payload": {"gin": 3}}, {"payload": {"gin": 4}}]');
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT payload FROM queue.job WHERE payload @> '{"gin": 2}';
+SELECT payload FROM queue.job
+ WHERE payload @> '{"gin": 1}' OR payload @> '{"gin": 2}' OR payload @> '{"gin": 3}'
+    OR payload @> '{"gin": 4}' ORDER BY id;
+RESET enable_seqscan;
+DROP INDEX queue.rw_gin_idx;
 SELECT payload FROM queue.job WHERE id > 1800000 AND (payload ? 'k' OR payload ? 'u') ORDER BY id;
 SELECT * FROM pg_temp.check_indexes();
 
