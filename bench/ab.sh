@@ -9,11 +9,11 @@
 # scripts (the SQL) must be the same, since one database serves both: this
 # compares libraries, not schemas.  Each is built (scripts/lib/private.sh)
 # into its own private copy of PostgreSQL's installation; one cluster
-# (bench/run.sh's settings) is restarted on one copy or the other for each
-# turn, OLD first in odd rounds and NEW first in even ones.  In a turn, each
-# workload runs for the queue then for the baseline, with 8 clients
-# (--clients), --duration seconds each (default 10), through pgbench
-# -M prepared and bench/run.sh's scripts:
+# (bench/run.sh's settings, from bench/common.sh) is restarted on one copy
+# or the other for each turn, OLD first in odd rounds and NEW first in
+# even ones.  In a turn, each workload runs for the queue then for the
+# baseline, with 8 clients (--clients), --duration seconds each (default
+# 10), through pgbench -M prepared and bench/run.sh's scripts:
 #
 #   enqueue                one job per call            (enqueue.sql)
 #   enqueue_batch          100 jobs per call           (enqueue_batch.sql)
@@ -66,6 +66,7 @@ rev[new]=$(git rev-parse --verify --short "$2^{commit}") || { echo "ab: no revis
 if [ "$(id -u)" = 0 ] && [ "${SKIP_SETUP:-0}" != 1 ]; then bash scripts/setup.sh; fi
 source scripts/lib/cluster.sh
 source scripts/lib/private.sh
+source bench/common.sh
 
 work=$(mktemp -d /tmp/queue-ab.XXXXXX)
 finish() {
@@ -93,38 +94,20 @@ fi
 chmod -R a+rX "$work"
 
 # The cluster, made and first run by OLD's copy, then by either.
-settings=("shared_buffers = 1GB" "max_connections = 200" "synchronous_commit = off"
-          "max_wal_size = 8GB" "checkpoint_timeout = 30min")
-PATH="${bin[old]}:$PATH" cluster_start ab 5481 5489 "${settings[@]}"
+PATH="${bin[old]}:$PATH" cluster_start ab 5481 5489 "${bench_settings[@]}"
 serve() {
     as_server_user "${bin[$1]}/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" \
         -w -t 60 start >/dev/null
 }
 halt() { as_server_user "${bin[$1]}/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
-psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-CREATE EXTENSION queue;
-SELECT queue.create_queue('bench', max_attempts => 5);
-CREATE TABLE bench_naive (id bigserial PRIMARY KEY, payload jsonb);
-SQL
+bench_schema
 halt old
-echo "ab: PostgreSQL in $CLUSTER_DIR, port $CLUSTER_PORT; $(IFS=,; echo "${settings[*]}" | sed 's/,/, /g')"
+echo "ab: PostgreSQL in $CLUSTER_DIR, port $CLUSTER_PORT; $(settings_text)"
 echo "ab: old ${rev[old]}, new ${rev[new]}; $rounds round(s), $duration s per run, $clients clients"
 
-# The backlog of a drain, for both systems (10,000 jobs per call).
-seed() {
-    local calls=$(((backlog + 9999) / 10000)) i
-    q "TRUNCATE queue.job, queue.job_archive, bench_naive"
-    for ((i = 0; i < calls; i++)); do
-        q "SELECT count(*) FROM queue.enqueue_many('bench', (SELECT jsonb_agg(jsonb_build_object('payload',
-             jsonb_build_object('task', 'resize-image', 'n', g))) FROM generate_series(1, 10000) g))" >/dev/null
-    done
-    q "INSERT INTO bench_naive (payload) SELECT jsonb_build_object('task', 'resize-image', 'n', g)
-         FROM generate_series(1, $((calls * 10000))) g"
-    q "VACUUM ANALYZE queue.job"
-    q "VACUUM ANALYZE bench_naive"
-}
+# The backlog of a drain, for both systems.
+seed() { reset_tables; preload queue "$backlog"; preload baseline "$backlog"; }
 # Jobs in the queue's tables and the baseline's, as each workload counts them.
 queue_count() {
     case "$1" in enqueue*) q "SELECT count(*) FROM queue.job" ;; *) q "SELECT count(*) FROM queue.job_archive" ;; esac
@@ -139,7 +122,7 @@ for ((r = 1; r <= rounds; r++)); do
         serve "$t"
         for w in ${workloads//,/ }; do
             case "$w" in
-                enqueue*) q "TRUNCATE queue.job, queue.job_archive, bench_naive"; base=baseline_$w.sql
+                enqueue*) reset_tables; base=baseline_$w.sql
                           extra=() ;;
                 complete_and_claim_*) seed; base=baseline_claim_delete_${w##*_}.sql
                           extra=(-D 'ids={}' -D 'tokens={}') ;;

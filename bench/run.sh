@@ -121,6 +121,7 @@ else
     echo "bench: not root, skipping scripts/setup.sh (the extension must be installed)"
 fi
 source scripts/lib/cluster.sh
+source bench/common.sh
 if wanted peers; then source bench/peers.sh; fi
 
 bg_pids=()
@@ -138,22 +139,17 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-settings=("shared_buffers = 1GB" "max_connections = 200" "synchronous_commit = off"
-          "max_wal_size = 8GB" "checkpoint_timeout = 30min")
-cluster_start bench 5478 5479 "${settings[@]}"
+cluster_start bench 5478 5479 "${bench_settings[@]}"
 log=$CLUSTER_DIR/pgbench.log
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 # fmt N: N rounded, with thousands separators.
 fmt() { printf '%.0f' "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/' -e 'ta'; }
 
 echo "bench: PostgreSQL $(q 'SHOW server_version') in $CLUSTER_DIR, port $CLUSTER_PORT"
-echo "bench: settings: $(IFS=,; echo "${settings[*]}" | sed 's/,/, /g')"
+echo "bench: settings: $(settings_text)"
 echo "bench: $duration s per run, $rounds round(s), drain backlogs >= $backlog_min jobs$([ $smoke = 1 ] && echo ' (smoke)')"
+bench_schema
 psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-CREATE EXTENSION queue;
-SELECT queue.create_queue('bench', max_attempts => 5);
-CREATE TABLE bench_naive (id bigserial PRIMARY KEY, payload jsonb);
 CREATE TABLE bench_result (
     pass text, round int, workload text, batch int, clients int, system text,
     script text, backlog bigint, txns bigint, tps float8, seconds float8,
@@ -181,23 +177,6 @@ if wanted peers; then peers_setup; fi
 # --- the two systems ------------------------------------------------------
 # queue: jobs live in queue.job, finished ones in queue.job_archive.
 # baseline: rows of bench_naive.
-reset_tables() { q "TRUNCATE queue.job, queue.job_archive, bench_naive"; }
-preload() {                             # preload SYSTEM N
-    local system=$1 n=$2
-    if [ "$system" = queue ]; then
-        # enqueue_many in chunks of 10,000 (queue.max_batch_size)
-        q "SELECT sum((SELECT count(*) FROM queue.enqueue_many('bench',
-                 (SELECT jsonb_agg(jsonb_build_object('payload',
-                           jsonb_build_object('task', 'resize-image', 'n', c * 10000 + i)))
-                    FROM generate_series(1, least(10000, $n - c * 10000)) i))))
-             FROM generate_series(0, ($n - 1) / 10000) c" >/dev/null
-        q "VACUUM ANALYZE queue.job"
-    else
-        q "INSERT INTO bench_naive (payload)
-           SELECT jsonb_build_object('task', 'resize-image', 'n', i) FROM generate_series(1, $n) i"
-        q "VACUUM ANALYZE bench_naive"
-    fi
-}
 live() {
     if [ "$1" = queue ]; then q "SELECT count(*) FROM queue.job"; else q "SELECT count(*) FROM bench_naive"; fi
 }
@@ -757,7 +736,7 @@ pgver=$(q 'SHOW server_version')
 cpus=$(nproc)
 mem=$(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-setting_list=$(IFS=,; echo "${settings[*]}" | sed 's/,/, /g')
+setting_list=$(settings_text)
 
 {
     echo "# queue benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
