@@ -43,6 +43,7 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -342,21 +343,66 @@ check_all_matched(const LeaseBatch *b)
 }
 
 /*
- * The claim statement, twice: scanning the whole queue, or only past the
- * claim hint within its priority (wake.c, "claim hints").  It locks up to
- * $3 claimable jobs (FOR UPDATE SKIP LOCKED, in a MATERIALIZED CTE, so
- * never more), leases them, and returns them with, last, each job's run_at
- * before the claim (its place in the order).  The rows come back in no
- * particular order: claim_run sorts them into claim order, which costs
- * less than a join and a sort in the statement.
+ * The jobs of queue $1 a claim at $2 may take: due, not blocked, with an
+ * attempt left (a running job whose lease expired is claimable again, as
+ * its next attempt), and not past their deadline.  hint_condition narrows
+ * the scan to what lies past the claim hint within its priority (wake.c,
+ * "claim hints").
+ */
+#define CLAIM_WHERE(hint_condition) \
+	" WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'" \
+	hint_condition \
+	"   AND (state = 'pending' OR attempts < max_attempts)" \
+	"   AND (deadline_at IS NULL OR deadline_at > $2)"
+#define CLAIM_HINT_CONDITION	"   AND priority = $7 AND (run_at, id) > ($8, $9)"
+#define CLAIM_HINT_ORDER		"run_at, id"
+#define CLAIM_FULL_ORDER		"priority DESC, run_at, id"
+
+/*
+ * What a claim writes into the job j it took, besides state 'running',
+ * attempts + 1, a fresh lease token, the worker and claimed_at ($2): the
+ * lease's expiry as run_at, and, for a job whose earlier lease expired
+ * (still 'running'), that attempt's entry in errors.
+ */
+#define CLAIM_NEW_RUN_AT	"$2 + coalesce($5, j.lease_timeout, $6)"
+#define CLAIM_NEW_ERRORS \
+	"CASE WHEN j.state = 'running'" \
+	"  THEN j.errors || jsonb_build_array(jsonb_build_object(" \
+	"    'attempt', j.attempts, 'at', j.run_at," \
+	"    'worker', j.worker, 'error', 'lease expired'))" \
+	"  ELSE j.errors END"
+
+/*
+ * The claim's lock: up to $3 claimable jobs, in claim order, locked (FOR
+ * UPDATE SKIP LOCKED: concurrent claimers skip each other's rows; LIMIT
+ * counts only rows locked), each with its row version's ctid, its run_at
+ * before the claim (its place in the order) and the values the claim
+ * gives it.  Under READ COMMITTED a row another transaction changed is
+ * checked again in its new version, and the values are of that version.
+ * claim_run_updater then writes the rows itself.
+ */
+#define CLAIM_LOCK_SQL(hint_condition, order) \
+	"SELECT j.ctid, j.run_at, j.attempts + 1, gen_random_uuid()," \
+	"       " CLAIM_NEW_RUN_AT ", " CLAIM_NEW_ERRORS \
+	"  FROM queue.job j" \
+	CLAIM_WHERE(hint_condition) \
+	" ORDER BY " order \
+	" LIMIT $3" \
+	" FOR UPDATE SKIP LOCKED"
+
+/*
+ * The claim as one statement, for a queue.job the row writer must leave
+ * to SQL (a trigger on it, say): the lock in a MATERIALIZED CTE (so it
+ * runs once and never hands out more than asked), then the update of
+ * exactly those rows, found by id = ANY(ARRAY(...)) so that the generic
+ * plan probes the primary key instead of hashing the whole table.  The
+ * rows come back in no particular order, with, last, each job's run_at
+ * before the claim.
  */
 #define CLAIM_SQL(hint_condition, order) \
 	"WITH candidate AS MATERIALIZED (" \
 	"  SELECT id, run_at FROM queue.job" \
-	"   WHERE queue_id = $1 AND run_at <= $2 AND state <> 'blocked'" \
-	hint_condition \
-	"     AND (state = 'pending' OR attempts < max_attempts)" \
-	"     AND (deadline_at IS NULL OR deadline_at > $2)" \
+	CLAIM_WHERE(hint_condition) \
 	"   ORDER BY " order \
 	"   LIMIT $3" \
 	"   FOR UPDATE SKIP LOCKED" \
@@ -365,12 +411,8 @@ check_all_matched(const LeaseBatch *b)
 	"    SET state = 'running', attempts = j.attempts + 1," \
 	"        lease_token = gen_random_uuid(), worker = $4," \
 	"        claimed_at = $2," \
-	"        run_at = $2 + coalesce($5, j.lease_timeout, $6)," \
-	"        errors = CASE WHEN j.state = 'running'" \
-	"          THEN j.errors || jsonb_build_array(jsonb_build_object(" \
-	"            'attempt', j.attempts, 'at', j.run_at," \
-	"            'worker', j.worker, 'error', 'lease expired'))" \
-	"          ELSE j.errors END" \
+	"        run_at = " CLAIM_NEW_RUN_AT "," \
+	"        errors = " CLAIM_NEW_ERRORS \
 	"  WHERE j.id = ANY (ARRAY(SELECT id FROM candidate))" \
 	" RETURNING j.id, j.lease_token, j.payload, j.headers, j.attempts," \
 	"           j.max_attempts, j.priority, j.dedup_key, j.created_at," \
@@ -381,7 +423,50 @@ check_all_matched(const LeaseBatch *b)
 #define CLAIM_COL_ID			0
 #define CLAIM_COL_PRIORITY		6
 
-/* A claimed row and its claim-order key, for claim_run's sort. */
+/* The columns of queue.job the claim's updater reads and writes. */
+enum
+{
+	JCOL_STATE,
+	JCOL_ATTEMPTS,
+	JCOL_LEASE_TOKEN,
+	JCOL_WORKER,
+	JCOL_CLAIMED_AT,
+	JCOL_RUN_AT,
+	JCOL_ERRORS,
+	JCOL_ID,
+	JCOL_PAYLOAD,
+	JCOL_HEADERS,
+	JCOL_MAX_ATTEMPTS,
+	JCOL_PRIORITY,
+	JCOL_DEDUP_KEY,
+	JCOL_CREATED_AT,
+	JCOL_COUNT
+};
+
+static const QueueColumn claim_columns[JCOL_COUNT] = {
+	{"state", TEXTOID},
+	{"attempts", INT4OID},
+	{"lease_token", UUIDOID},
+	{"worker", TEXTOID},
+	{"claimed_at", TIMESTAMPTZOID},
+	{"run_at", TIMESTAMPTZOID},
+	{"errors", JSONBOID},
+	{"id", INT8OID},
+	{"payload", JSONBOID},
+	{"headers", JSONBOID},
+	{"max_attempts", INT4OID},
+	{"priority", INT4OID},
+	{"dedup_key", TEXTOID},
+	{"created_at", TIMESTAMPTZOID},
+};
+
+/* by result column: the updater's column it comes from */
+static const int claim_result_sources[CLAIM_RESULT_COLUMNS] = {
+	JCOL_ID, JCOL_LEASE_TOKEN, JCOL_PAYLOAD, JCOL_HEADERS, JCOL_ATTEMPTS,
+	JCOL_MAX_ATTEMPTS, JCOL_PRIORITY, JCOL_DEDUP_KEY, JCOL_CREATED_AT, JCOL_RUN_AT
+};
+
+/* A claimed row and its claim-order key, for claim_emit's sort. */
 typedef struct ClaimedRow
 {
 	Datum		values[CLAIM_RESULT_COLUMNS + 1];
@@ -409,10 +494,29 @@ cmp_claim_order(const void *a, const void *b)
 }
 
 /*
+ * claim_emit
+ *		Adds the n claimed rows to the result in claim order and sets *last
+ *		to the claim-order key of the last one.
+ */
+static void
+claim_emit(ClaimedRow *rows, uint64 n, ReturnSetInfo *rsinfo,
+		   QueueClaimHint *last)
+{
+	if (n > 1)
+		qsort(rows, n, sizeof(ClaimedRow), cmp_claim_order);
+	for (uint64 i = 0; i < n; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 rows[i].values, rows[i].isnull);
+	last->id = DatumGetInt64(rows[n - 1].values[CLAIM_COL_ID]);
+	last->priority = DatumGetInt32(rows[n - 1].values[CLAIM_COL_PRIORITY]);
+	last->run_at = DatumGetTimestampTz(rows[n - 1].values[CLAIM_RESULT_COLUMNS]);
+}
+
+/*
  * claim_run
- *		Runs one form of the claim statement, adds the claimed jobs to the
- *		result in claim order, and sets *last to the claim-order key of the
- *		last one.  Returns how many it claimed.
+ *		Runs one form of the claim statement (CLAIM_SQL), adds the claimed
+ *		jobs to the result in claim order, and sets *last to the claim-order
+ *		key of the last one.  Returns how many it claimed.
  */
 static uint64
 claim_run(SPIPlanPtr plan, Datum *values, char *nulls, ReturnSetInfo *rsinfo,
@@ -430,14 +534,70 @@ claim_run(SPIPlanPtr plan, Datum *values, char *nulls, ReturnSetInfo *rsinfo,
 	for (uint64 i = 0; i < n; i++)
 		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 						  rows[i].values, rows[i].isnull);
-	if (n > 1)
-		qsort(rows, n, sizeof(ClaimedRow), cmp_claim_order);
+	claim_emit(rows, n, rsinfo, last);
+	pfree(rows);
+	SPI_freetuptable(SPI_tuptable);
+	return n;
+}
+
+/*
+ * claim_run_updater
+ *		Runs one form of the claim's lock (CLAIM_LOCK_SQL) and writes the
+ *		claim into each row it locked with the updater w; as claim_run.
+ *
+ * The rows are written as the UPDATE of CLAIM_SQL writes them (every
+ * constraint checked, every index entry made), without the cost of that
+ * statement: its executor start and, for each call, the parsing and
+ * planning of each CHECK constraint of queue.job again.
+ */
+static uint64
+claim_run_updater(QueueRowWriter *w, SPIPlanPtr plan, Datum *values,
+				  char *nulls, ReturnSetInfo *rsinfo, QueueClaimHint *last)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	uint64		n = SPI_processed;
+	TupleDesc	result_desc = rsinfo->setDesc;
+	Datum		running;
+	ClaimedRow *rows;
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "claim failed: %s", SPI_result_code_string(rc));
+	if (n == 0)
+		return 0;
+	running = CStringGetTextDatum("running");
+	rows = palloc(sizeof(ClaimedRow) * n);
 	for (uint64 i = 0; i < n; i++)
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
-							 rows[i].values, rows[i].isnull);
-	last->id = DatumGetInt64(rows[n - 1].values[CLAIM_COL_ID]);
-	last->priority = DatumGetInt32(rows[n - 1].values[CLAIM_COL_PRIORITY]);
-	last->run_at = DatumGetTimestampTz(rows[n - 1].values[CLAIM_RESULT_COLUMNS]);
+	{
+		HeapTuple	locked = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		ItemPointer tid;
+		bool		isnull;
+
+		tid = (ItemPointer) DatumGetPointer(SPI_getbinval(locked, desc, 1, &isnull));
+		queue_row_writer_fetch(w, tid);
+		queue_row_writer_set(w, JCOL_STATE, running, false);
+		queue_row_writer_set(w, JCOL_ATTEMPTS, SPI_getbinval(locked, desc, 3, &isnull), false);
+		queue_row_writer_set(w, JCOL_LEASE_TOKEN, SPI_getbinval(locked, desc, 4, &isnull), false);
+		queue_row_writer_set(w, JCOL_WORKER, values[3], false);
+		queue_row_writer_set(w, JCOL_CLAIMED_AT, values[1], false);
+		queue_row_writer_set(w, JCOL_RUN_AT, SPI_getbinval(locked, desc, 5, &isnull), false);
+		queue_row_writer_set(w, JCOL_ERRORS, SPI_getbinval(locked, desc, 6, &isnull), false);
+		queue_row_writer_update(w, tid);
+
+		/* copied: the next fetch lets go of this row's buffer */
+		for (int c = 0; c < CLAIM_RESULT_COLUMNS; c++)
+		{
+			Form_pg_attribute att = TupleDescAttr(result_desc, c);
+			Datum		value = queue_row_writer_get(w, claim_result_sources[c],
+													 &rows[i].isnull[c]);
+
+			rows[i].values[c] = rows[i].isnull[c] ? (Datum) 0 :
+				datumCopy(value, att->attbyval, att->attlen);
+		}
+		rows[i].values[CLAIM_RESULT_COLUMNS] = SPI_getbinval(locked, desc, 2, &isnull);
+		rows[i].isnull[CLAIM_RESULT_COLUMNS] = false;
+	}
+	claim_emit(rows, n, rsinfo, last);
 	pfree(rows);
 	SPI_freetuptable(SPI_tuptable);
 	return n;
@@ -450,7 +610,9 @@ claim_run(SPIPlanPtr plan, Datum *values, char *nulls, ReturnSetInfo *rsinfo,
  *
  * With a fresh claim hint, it first scans only past the hint; when that
  * finds fewer jobs than asked, it scans the whole queue for the rest (the
- * jobs it just took are running now, so it cannot take them twice).
+ * jobs it just took are running now, so it cannot take them twice).  The
+ * claims are written by the row writer's updater, or, where it declines
+ * queue.job, by the claim statement.
  */
 static uint64
 claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
@@ -458,6 +620,8 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 {
 	static SPIPlanPtr full_plan = NULL;
 	static SPIPlanPtr hinted_plan = NULL;
+	static SPIPlanPtr full_lock_plan = NULL;
+	static SPIPlanPtr hinted_lock_plan = NULL;
 	static const Oid argtypes[9] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
 	INTERVALOID, INTERVALOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	TimestampTz now = GetCurrentTimestamp();
@@ -465,6 +629,7 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	QueueClaimHint hint;
 	QueueClaimHint last;
+	QueueRowWriter *w;
 	uint64		n = 0;
 
 	values[0] = Int32GetDatum(queue->id);
@@ -477,16 +642,23 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 		nulls[4] = 'n';
 	values[5] = queue_interval_datum(&queue->lease_timeout);
 
+	w = queue_row_updater_open("job", claim_columns, JCOL_COUNT);
 	if (queue_hint_get(queue->id, &hint))
 	{
 		values[6] = Int32GetDatum(hint.priority);
 		values[7] = TimestampTzGetDatum(hint.run_at);
 		values[8] = Int64GetDatum(hint.id);
-		n = claim_run(queue_plan(&hinted_plan,
-								 CLAIM_SQL("     AND priority = $7 AND (run_at, id) > ($8, $9)",
-										   "run_at, id"),
-								 9, argtypes),
-					  values, nulls, rsinfo, &last);
+		if (w != NULL)
+			n = claim_run_updater(w, queue_plan(&hinted_lock_plan,
+												CLAIM_LOCK_SQL(CLAIM_HINT_CONDITION,
+															   CLAIM_HINT_ORDER),
+												9, argtypes),
+								  values, nulls, rsinfo, &last);
+		else
+			n = claim_run(queue_plan(&hinted_plan,
+									 CLAIM_SQL(CLAIM_HINT_CONDITION, CLAIM_HINT_ORDER),
+									 9, argtypes),
+						  values, nulls, rsinfo, &last);
 		if (n > 0)
 			queue_hint_advance(queue->id, &last);
 	}
@@ -496,14 +668,22 @@ claim_once(const QueueInfo *queue, int32 batch_size, const char *worker,
 		uint64		more;
 
 		values[2] = Int32GetDatum(batch_size - (int32) n);
-		more = claim_run(queue_plan(&full_plan,
-									CLAIM_SQL("", "priority DESC, run_at, id"),
-									6, argtypes),
-						 values, nulls, rsinfo, &full_last);
+		if (w != NULL)
+			more = claim_run_updater(w, queue_plan(&full_lock_plan,
+												   CLAIM_LOCK_SQL("", CLAIM_FULL_ORDER),
+												   6, argtypes),
+									 values, nulls, rsinfo, &full_last);
+		else
+			more = claim_run(queue_plan(&full_plan,
+										CLAIM_SQL("", CLAIM_FULL_ORDER),
+										6, argtypes),
+							 values, nulls, rsinfo, &full_last);
 		if (more > 0)
 			queue_hint_advance(queue->id, &full_last);
 		n += more;
 	}
+	if (w != NULL)
+		queue_row_writer_close(w);
 	if (n > 0)
 		queue_hint_note_claim(queue->id);
 	return n;

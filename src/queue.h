@@ -189,9 +189,15 @@ typedef struct QueueRowWriter QueueRowWriter;
 extern QueueRowWriter *queue_row_writer_open(const char *relname,
 											 const QueueColumn *columns,
 											 int ncolumns);
+extern QueueRowWriter *queue_row_updater_open(const char *relname,
+											  const QueueColumn *columns,
+											  int ncolumns);
 extern void queue_row_writer_set(QueueRowWriter *w, int i, Datum value,
 								 bool isnull);
+extern Datum queue_row_writer_get(QueueRowWriter *w, int i, bool *isnull);
 extern void queue_row_writer_insert(QueueRowWriter *w);
+extern void queue_row_writer_fetch(QueueRowWriter *w, ItemPointer tid);
+extern void queue_row_writer_update(QueueRowWriter *w, ItemPointer tid);
 extern void queue_row_writer_close(QueueRowWriter *w);
 
 /* Error context of a batch call: which element was being read. */

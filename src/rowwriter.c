@@ -50,6 +50,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
@@ -70,6 +71,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 
 #include "queue.h"
 
@@ -82,12 +84,15 @@ struct QueueRowWriter
 	struct WriterCacheEntry *cache_entry;	/* what the backend keeps */
 	uint64		cache_generation;	/* of cache_entry when opened */
 	bool		uses_cache;		/* runs the entry's expression states */
+	bool		updates;		/* an updater (queue_row_updater_open) */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	Datum	   *values;			/* the row being built, by attribute */
 	bool	   *isnull;
 	int			nbuffered;		/* rows checked, not yet written */
 	TupleTableSlot *slots[QUEUE_ROW_WRITER_BUFFER];
+	TupleTableSlot *old_slot;	/* an updater's row as fetched */
+	Bitmapset **updated_cols;	/* what ExecGetUpdatedCols reports */
 };
 
 /*
@@ -125,6 +130,7 @@ typedef struct WriterCacheEntry
 	Oid			relid;			/* InvalidOid: unused */
 	const QueueColumn *columns; /* the caller's column list, by address */
 	int			ncolumns;
+	bool		updates;		/* the columns are an updater's */
 	bool		valid;			/* false once the relcache said it changed */
 	bool		busy;			/* a writer uses its expression states */
 	uint64		generation;		/* bumped when the entry is rebuilt */
@@ -300,11 +306,12 @@ ready_index_info(Relation index, List **funcs)
 /*
  * map_columns
  *		Whether the caller's columns fit rel as an INSERT of them would
- *		fill it; fills map (column i of the caller is attribute map[i]).
+ *		fill it (for an updater: whether each is a column of rel, of its
+ *		type); fills map (column i of the caller is attribute map[i]).
  */
 static bool
 map_columns(TupleDesc desc, const QueueColumn *columns, int ncolumns,
-			AttrNumber *map)
+			bool updates, AttrNumber *map)
 {
 	for (int i = 0; i < ncolumns; i++)
 		map[i] = InvalidAttrNumber;
@@ -320,12 +327,12 @@ map_columns(TupleDesc desc, const QueueColumn *columns, int ncolumns,
 				break;
 		if (i == ncolumns)
 		{
-			/* left out of the INSERT: it must take NULL, as we would */
-			if (att->atthasdef || att->attnotnull)
+			/* left out of an INSERT: it must take NULL, as we would */
+			if (!updates && (att->atthasdef || att->attnotnull))
 				return false;
 			continue;
 		}
-		/* a type modifier would have the INSERT coerce the value */
+		/* a type modifier would have the statement coerce the value */
 		if (att->atttypid != columns[i].type || att->atttypmod != -1)
 			return false;
 		map[i] = att->attnum;
@@ -420,7 +427,8 @@ writer_cache_reset(WriterCacheEntry *e)
  */
 static void
 writer_cache_build(WriterCacheEntry *e, Relation rel,
-				   const QueueColumn *columns, int ncolumns, List *indexes)
+				   const QueueColumn *columns, int ncolumns, bool updates,
+				   List *indexes)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleConstr *constr = desc->constr;
@@ -440,6 +448,7 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		e->relid = RelationGetRelid(rel);
 		e->columns = columns;
 		e->ncolumns = ncolumns;
+		e->updates = updates;
 		e->natts = desc->natts;
 		e->nindexes = list_length(indexes);
 		e->index_oids = palloc(sizeof(Oid) * Max(e->nindexes, 1));
@@ -453,7 +462,7 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		/* from here on, an invalidation of rel or its indexes reaches e */
 		e->valid = true;
 
-		e->fits = map_columns(desc, columns, ncolumns, e->map);
+		e->fits = map_columns(desc, columns, ncolumns, updates, e->map);
 		for (i = 0; i < e->ncheck; i++)
 		{
 			Node	   *planned;
@@ -519,7 +528,8 @@ writer_cache_usable(WriterCacheEntry *e)
  *		used entry is reused when none is theirs.
  */
 static WriterCacheEntry *
-writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns)
+writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns,
+				   bool updates)
 {
 	Oid			relid = RelationGetRelid(rel);
 	WriterCacheEntry *e = NULL;
@@ -551,7 +561,8 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns)
 	/* what ExecOpenIndices opens; the same list, or the entry is stale */
 	indexes = RelationGetForm(rel)->relhasindex ? RelationGetIndexList(rel) : NIL;
 	same = (e->valid && e->relid == relid && e->columns == columns &&
-			e->ncolumns == ncolumns && e->natts == RelationGetDescr(rel)->natts &&
+			e->ncolumns == ncolumns && e->updates == updates &&
+			e->natts == RelationGetDescr(rel)->natts &&
 			e->ncheck == (rel->rd_att->constr ? rel->rd_att->constr->num_check : 0) &&
 			e->nindexes == list_length(indexes));
 	i = 0;
@@ -566,7 +577,7 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns)
 		/* lock the indexes first: taking a lock reads invalidations */
 		foreach(lc, indexes)
 			index_close(index_open(lfirst_oid(lc), RowExclusiveLock), NoLock);
-		writer_cache_build(e, rel, columns, ncolumns, indexes);
+		writer_cache_build(e, rel, columns, ncolumns, updates, indexes);
 	}
 	list_free(indexes);
 	return e;
@@ -574,25 +585,31 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns)
 
 /*
  * writer_declines
- *		Whether rel is a table a writer must leave to the INSERT statement
- *		(see the header), from what can change without a relcache
- *		invalidation of rel (the role, row_security) or is cheap to read.
+ *		Whether rel is a table a writer must leave to the INSERT (or, for
+ *		an updater, UPDATE) statement (see the header), from what can
+ *		change without a relcache invalidation of rel (the role,
+ *		row_security) or is cheap to read.
  */
 static bool
-writer_declines(Relation rel)
+writer_declines(Relation rel, bool updates)
 {
+	Oid			relid = RelationGetRelid(rel);
+
 	TupleDesc	desc = RelationGetDescr(rel);
 
 	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
 		return true;
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
 		return true;
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 		return true;
 	if (desc->constr != NULL && desc->constr->has_generated_stored)
 		return true;
-	/* no privilege error of our own: the INSERT statement reports it */
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+	/* no privilege error of our own: the statement reports it */
+	if (!updates && pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		return true;
+	if (updates && (pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+					pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK))
 		return true;
 	return false;
 }
@@ -623,51 +640,99 @@ open_indexes(ResultRelInfo *rri, WriterCacheEntry *e)
 }
 
 /*
- * queue_row_writer_open
- *		A writer of rows of queue.<relname> with the given columns, or NULL
- *		if the table is one a writer must not write (see the header): the
- *		caller then runs its INSERT statement.  columns must be a static
- *		array: the cache knows a caller by its address.
- *
- * Takes RowExclusiveLock on the table and its indexes, as an INSERT does,
- * kept to the end of the transaction.
+ * init_range_table
+ *		Gives an updater's executor state the range table of an UPDATE of
+ *		rel, so that ExecGetUpdatedCols reports the columns it sets: from
+ *		them ExecInsertIndexTuples tells each index whether the update
+ *		changed its key, the hint of bottom-up index deletion, which keeps
+ *		the primary key free of the dead versions claims leave.
  */
-QueueRowWriter *
-queue_row_writer_open(const char *relname, const QueueColumn *columns,
-					  int ncolumns)
+static void
+init_range_table(QueueRowWriter *w)
 {
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(w->rel);
+	rte->relkind = w->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+#if PG_VERSION_NUM >= 160000
+	{
+		RTEPermissionInfo *perminfo = makeNode(RTEPermissionInfo);
+
+		perminfo->relid = rte->relid;
+		perminfo->inh = false;
+		perminfo->requiredPerms = ACL_UPDATE;
+		rte->perminfoindex = 1;
+#if PG_VERSION_NUM >= 180000
+		ExecInitRangeTable(w->estate, list_make1(rte), list_make1(perminfo),
+						   bms_make_singleton(1));
+#else
+		ExecInitRangeTable(w->estate, list_make1(rte), list_make1(perminfo));
+#endif
+		w->updated_cols = &perminfo->updatedCols;
+	}
+#else
+	rte->requiredPerms = ACL_UPDATE;
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->updated_cols = &rte->updatedCols;
+#endif
+}
+
+/*
+ * writer_open
+ *		A writer (or, with updates, an updater) of rows of queue.<relname>
+ *		with the given columns, or NULL if the table is one a writer must
+ *		not write (see the header).
+ */
+static QueueRowWriter *
+writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
+			bool updates)
+{
+	const char *command = updates ? "UPDATE" : "INSERT";
 	QueueRowWriter *w;
 	Oid			relid;
 	Relation	rel;
 	WriterCacheEntry *e;
 	TupleConstr *constr;
+	TupleDesc	desc;
 	MemoryContext old;
 
-	/* what the executor checks before any INSERT */
-	PreventCommandIfReadOnly("INSERT");
-	PreventCommandIfParallelMode("INSERT");
+	/* what the executor checks before any INSERT or UPDATE */
+	PreventCommandIfReadOnly(command);
+	PreventCommandIfParallelMode(command);
 
 	relid = get_relname_relid(relname, get_namespace_oid("queue", false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "table queue.%s is missing", relname);
 	rel = table_open(relid, RowExclusiveLock);
-	if (writer_declines(rel) ||
-		!(e = writer_cache_entry(rel, columns, ncolumns))->fits)
+	if (writer_declines(rel, updates) ||
+		!(e = writer_cache_entry(rel, columns, ncolumns, updates))->fits)
 	{
 		table_close(rel, NoLock);
 		return NULL;
 	}
 
+	desc = RelationGetDescr(rel);
 	w = palloc0(sizeof(QueueRowWriter));
 	w->rel = rel;
 	w->map = e->map;
 	w->cache_entry = e;
 	w->cache_generation = e->generation;
+	w->updates = updates;
 	w->estate = CreateExecutorState();
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, rel, 0, NULL, 0);
-	constr = rel->rd_att->constr;
+	if (updates)
+	{
+		init_range_table(w);
+		InitResultRelInfo(w->rri, rel, 1, NULL, 0);
+		w->old_slot = ExecInitExtraTupleSlot(w->estate, desc,
+											 table_slot_callbacks(rel));
+	}
+	else
+		InitResultRelInfo(w->rri, rel, 0, NULL, 0);
+	constr = desc->constr;
 	if (e->valid && !e->busy && writer_cache_usable(e))
 	{
 		e->busy = true;
@@ -688,11 +753,43 @@ queue_row_writer_open(const char *relname, const QueueColumn *columns,
 		/* as the executor does it; ExecRelCheck prepares the constraints */
 		ExecOpenIndices(w->rri, false);
 	}
-	w->values = palloc0(sizeof(Datum) * RelationGetDescr(rel)->natts);
-	w->isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
-	memset(w->isnull, true, sizeof(bool) * RelationGetDescr(rel)->natts);
+	w->values = palloc0(sizeof(Datum) * desc->natts);
+	w->isnull = palloc(sizeof(bool) * desc->natts);
+	memset(w->isnull, true, sizeof(bool) * desc->natts);
 	MemoryContextSwitchTo(old);
 	return w;
+}
+
+/*
+ * queue_row_writer_open
+ *		A writer of rows of queue.<relname> with the given columns, or NULL
+ *		if the table is one a writer must not write (see the header): the
+ *		caller then runs its INSERT statement.  columns must be a static
+ *		array: the cache knows a caller by its address.
+ *
+ * Takes RowExclusiveLock on the table and its indexes, as an INSERT does,
+ * kept to the end of the transaction.
+ */
+QueueRowWriter *
+queue_row_writer_open(const char *relname, const QueueColumn *columns,
+					  int ncolumns)
+{
+	return writer_open(relname, columns, ncolumns, false);
+}
+
+/*
+ * queue_row_updater_open
+ *		An updater of rows of queue.<relname>: the caller's columns are
+ *		those it reads (queue_row_writer_get) and sets (queue_row_writer_set)
+ *		in rows it has locked.  NULL if the table is one a writer must not
+ *		write: the caller then runs its UPDATE statement.  columns must be
+ *		a static array, as for queue_row_writer_open.
+ */
+QueueRowWriter *
+queue_row_updater_open(const char *relname, const QueueColumn *columns,
+					   int ncolumns)
+{
+	return writer_open(relname, columns, ncolumns, true);
 }
 
 /*
@@ -704,6 +801,105 @@ queue_row_writer_set(QueueRowWriter *w, int i, Datum value, bool isnull)
 {
 	w->values[w->map[i] - 1] = value;
 	w->isnull[w->map[i] - 1] = isnull;
+	if (w->updates &&
+		!bms_is_member(w->map[i] - FirstLowInvalidHeapAttributeNumber, *w->updated_cols))
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		*w->updated_cols = bms_add_member(*w->updated_cols,
+										  w->map[i] - FirstLowInvalidHeapAttributeNumber);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * queue_row_writer_get
+ *		The value of the caller's column i in the row an updater fetched
+ *		(or as set since).  A value of the fetched row points into its
+ *		buffer page, valid until the next fetch or the close.
+ */
+Datum
+queue_row_writer_get(QueueRowWriter *w, int i, bool *isnull)
+{
+	*isnull = w->isnull[w->map[i] - 1];
+	return w->values[w->map[i] - 1];
+}
+
+/*
+ * queue_row_writer_fetch
+ *		Reads the row version at tid into the updater's row.  The caller
+ *		has locked that version (SELECT ... FOR UPDATE in this transaction),
+ *		so it is the row's latest and stays so.
+ */
+void
+queue_row_writer_fetch(QueueRowWriter *w, ItemPointer tid)
+{
+	TupleDesc	desc = RelationGetDescr(w->rel);
+
+	Assert(w->updates);
+	if (!table_tuple_fetch_row_version(w->rel, tid, SnapshotAny, w->old_slot))
+		elog(ERROR, "could not fetch locked row (%u,%u) of %s",
+			 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid),
+			 RelationGetRelationName(w->rel));
+	slot_getallattrs(w->old_slot);
+	memcpy(w->values, w->old_slot->tts_values, sizeof(Datum) * desc->natts);
+	memcpy(w->isnull, w->old_slot->tts_isnull, sizeof(bool) * desc->natts);
+}
+
+/*
+ * queue_row_writer_update
+ *		Replaces the row version at tid (the one fetched last) with the
+ *		updater's row, as an UPDATE statement does: the table's constraints
+ *		checked on the new version, then the heap update (a HOT one when no
+ *		indexed column changed), then, unless HOT, the new version's index
+ *		entries, unique ones checked.
+ */
+void
+queue_row_writer_update(QueueRowWriter *w, ItemPointer tid)
+{
+	TupleDesc	desc = RelationGetDescr(w->rel);
+	TupleTableSlot *slot;
+	bool		index_entries;
+
+	Assert(w->updates);
+	if (w->slots[0] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		w->slots[0] = ExecInitExtraTupleSlot(w->estate, desc,
+											 table_slot_callbacks(w->rel));
+		MemoryContextSwitchTo(old);
+	}
+	slot = w->slots[0];
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, w->isnull, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+	if (desc->constr != NULL)
+	{
+		ExecConstraints(w->rri, slot, w->estate);
+		ResetPerTupleExprContext(w->estate);
+	}
+#if PG_VERSION_NUM >= 160000
+	{
+		TU_UpdateIndexes update_indexes;
+
+		simple_table_tuple_update(w->rel, tid, slot, GetActiveSnapshot(),
+								  &update_indexes);
+		index_entries = (update_indexes != TU_None);
+		if (index_entries && w->rri->ri_NumIndices > 0)
+			(void) ExecInsertIndexTuples(w->rri, slot, w->estate, true, false,
+										 NULL, NIL,
+										 update_indexes == TU_Summarizing);
+	}
+#else
+	simple_table_tuple_update(w->rel, tid, slot, GetActiveSnapshot(),
+							  &index_entries);
+	if (index_entries && w->rri->ri_NumIndices > 0)
+		(void) ExecInsertIndexTuples(w->rri, slot, w->estate, true, false,
+									 NULL, NIL);
+#endif
+	ResetPerTupleExprContext(w->estate);
 }
 
 /*
