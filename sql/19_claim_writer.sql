@@ -156,11 +156,12 @@ ROLLBACK;
 --
 DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
 SELECT count(*) FROM queue.enqueue_many('cw', '[{"payload": {"n": 8}}, {"payload": {"n": 9}}]');
-CREATE UNIQUE INDEX user_one_job_per_worker ON queue.job (worker) WHERE state = 'running';
-SELECT pg_temp.try($$SELECT queue.claim('cw', 'w5', 2)$$);
+CREATE UNIQUE INDEX user_one_job_per_worker ON queue.job (worker)
+	WHERE state = 'running' AND worker LIKE 'cw-%';
+SELECT pg_temp.try($$SELECT queue.claim('cw', 'cw-w5', 2)$$);
 SELECT state, count(*) FROM queue.job WHERE queue_id = queue._queue_id('cw') GROUP BY state;
-SELECT count(*) AS claimed FROM queue.claim('cw', 'w5', 1);
-SELECT count(*) AS claimed FROM queue.claim('cw', 'w6', 1);
+SELECT count(*) AS claimed FROM queue.claim('cw', 'cw-w5', 1);
+SELECT count(*) AS claimed FROM queue.claim('cw', 'cw-w6', 1);
 SELECT * FROM pg_temp.check_indexes();
 DROP INDEX queue.user_one_job_per_worker;
 

@@ -4,14 +4,13 @@
  *	  Claiming jobs and settling them: claim, complete, fail, extend and
  *	  release, single and batch.
  *
- * A claim locks up to batch_size claimable jobs with FOR UPDATE SKIP
- * LOCKED in a MATERIALIZED CTE (so the locking subquery runs once and can
- * never hand out more than asked), then updates exactly those rows, found
- * by id = ANY(ARRAY(...)) so that the generic plan probes the primary key
- * instead of hashing the whole table (a join on the CTE did that): state
- * running, one more attempt, a fresh random lease token, the worker's
- * name, and run_at set to the lease's expiry.  Concurrent claimers skip
- * each other's locked rows instead of waiting.
+ * A claim locks up to batch_size claimable jobs, in claim order, with
+ * SELECT ... LIMIT ... FOR UPDATE SKIP LOCKED (concurrent claimers skip
+ * each other's locked rows instead of waiting), then writes into each
+ * locked row, with the row writer's updater (rowwriter.c): state running,
+ * one more attempt, a fresh random lease token, the worker's name, and
+ * run_at set to the lease's expiry.  Where the updater declines queue.job
+ * (a trigger on it), one UPDATE statement does both (CLAIM_SQL).
  *
  * Settling is a compare-and-set on (job id, lease token): the statement
  * touches the row only if it still carries the caller's token.  A claim
@@ -1021,19 +1020,28 @@ static const QueueColumn archive_columns[ARCOL_COUNT] = {
 };
 
 /*
- * The completion's delete: its first nine columns are those
- * settle_finished reads, the tenth whether the queue keeps finished jobs,
- * the rest what the archive row needs besides.
+ * The completion's delete, of a batch ($1, $2, $3: arrays of ids, tokens
+ * and results) or of one job (the same, as scalars: a plan without the
+ * unnest and its join costs less to start).  Its first nine columns are
+ * those settle_finished reads, the tenth whether the queue keeps finished
+ * jobs, the rest what the archive row needs besides.
  */
+#define COMPLETE_DELETE_RETURNING(result) \
+	" RETURNING j.id, j.queue_id, CASE WHEN q.ordered THEN j.group_key END," \
+	"   j.saga_id, j.saga_step, j.saga_compensation, j.attempts, " result "," \
+	"   NULL::text, q.retention > interval '0', j.priority, j.max_attempts," \
+	"   j.retry_policy, j.payload, j.headers, j.dedup_key, j.group_key," \
+	"   j.worker, j.errors, j.created_at"
 #define COMPLETE_DELETE \
 	"DELETE FROM queue.job j" \
 	" USING unnest($1, $2, $3) AS t(id, token, result), queue.queue q" \
 	" WHERE j.id = t.id AND j.lease_token = t.token AND q.id = j.queue_id" \
-	" RETURNING j.id, j.queue_id, CASE WHEN q.ordered THEN j.group_key END," \
-	"   j.saga_id, j.saga_step, j.saga_compensation, j.attempts, t.result," \
-	"   NULL::text, q.retention > interval '0', j.priority, j.max_attempts," \
-	"   j.retry_policy, j.payload, j.headers, j.dedup_key, j.group_key," \
-	"   j.worker, j.errors, j.created_at"
+	COMPLETE_DELETE_RETURNING("t.result")
+#define COMPLETE_DELETE_ONE \
+	"DELETE FROM queue.job j" \
+	" USING queue.queue q" \
+	" WHERE j.id = $1 AND j.lease_token = $2 AND q.id = j.queue_id" \
+	COMPLETE_DELETE_RETURNING("$3")
 #define COMPLETE_DELETE_KEEP	10
 
 /* by ARCOL_*: the attribute of COMPLETE_DELETE's row each column takes */
@@ -1088,8 +1096,10 @@ complete_batch(LeaseBatch *b)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr plan_delete = NULL;
+	static SPIPlanPtr plan_delete_one = NULL;
 	static const Oid argtypes[4] = {INT8ARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
 	TIMESTAMPTZOID};
+	static const Oid argtypes_one[3] = {INT8OID, UUIDOID, JSONBOID};
 	Datum		values[4];
 	TimestampTz now = GetCurrentTimestamp();
 	QueueRowWriter *w;
@@ -1123,8 +1133,18 @@ complete_batch(LeaseBatch *b)
 	w = queue_row_writer_open("job_archive", archive_columns, ARCOL_COUNT);
 	if (w != NULL)
 	{
-		rc = SPI_execute_plan(queue_plan(&plan_delete, COMPLETE_DELETE, 3, argtypes),
-							  values, NULL, false, 0);
+		if (b->n == 1)
+		{
+			Datum		one[3] = {b->ids[0], b->tokens[0], b->extra[0]};
+			char		one_nulls[3] = {' ', ' ', b->extra_null[0] ? 'n' : ' '};
+
+			rc = SPI_execute_plan(queue_plan(&plan_delete_one, COMPLETE_DELETE_ONE,
+											 3, argtypes_one),
+								  one, one_nulls, false, 0);
+		}
+		else
+			rc = SPI_execute_plan(queue_plan(&plan_delete, COMPLETE_DELETE, 3, argtypes),
+								  values, NULL, false, 0);
 		if (rc != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
 		check_all_matched(b);

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * rowwriter.c
- *	  Inserting rows into the extension's own tables without planning and
- *	  starting an INSERT statement for each call.
+ *	  Inserting rows into the extension's own tables, and updating rows the
+ *	  caller has locked, without planning and starting an INSERT or UPDATE
+ *	  statement for each call.
  *
  * An enqueue of one job through SPI spends most of its time not writing
  * the row but setting up the statement that writes it: executor start,
@@ -23,11 +24,21 @@
  *		constraint error of a later row may be the one reported before a
  *		duplicate key of an earlier one.
  *
+ * An updater (queue_row_updater_open) does for rows the caller has locked
+ * (SELECT ... FOR UPDATE, in this transaction) what an UPDATE does: the
+ * new version is the locked one with the caller's columns set, checked
+ * against every constraint, written by a heap update (HOT when no indexed
+ * column changed), and, unless HOT, given its index entries.  Its executor
+ * state has the range table of an UPDATE of the columns set, so that
+ * ExecInsertIndexTuples tells each index whether its key is unchanged, the
+ * hint of bottom-up index deletion.  A claim writes its rows so.
+ *
  * Whatever the writer cannot do exactly as an INSERT would, it declines,
  * and the caller falls back to its SQL statement: a table with triggers
  * (which also covers foreign keys and deferrable unique constraints) or
  * rules, a partition, a stored generated column, row-level security that
- * applies, no INSERT privilege (the statement then reports it), a column
+ * applies, no INSERT privilege (for an updater, no UPDATE or SELECT; the
+ * statement then reports it), a column
  * the caller does not know that has a default or is NOT NULL, or a column
  * of another type or with a type modifier.  So a user's trigger or CHECK
  * on queue.job keeps its effect.
@@ -38,7 +49,7 @@
  * table between calls, rebuilt when the relcache reports a change (see
  * WriterCacheEntry): only the setup is saved, never a check.
  *
- * The rows are written with the current command id, as an INSERT's are;
+ * The rows are written with the current command id, as a statement's are;
  * later statements of the transaction see them after the next command
  * counter increment (SPI makes one before each statement).
  *
