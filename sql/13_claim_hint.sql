@@ -44,4 +44,15 @@ SELECT queue.enqueue('hint_q', '{"n": "low"}', priority => -5) IS NOT NULL AS en
 SELECT payload->>'n' AS n, priority FROM queue.claim('hint_q', 'w', 10);
 SELECT count(*) AS left_ready FROM queue.list_jobs('hint_q', 'ready');
 
+-- A transaction that makes a job claimable before the hint and then
+-- claims: the hint is dropped only when it commits, but its own claim sees
+-- the job already, and takes it first.
+SELECT count(*) FROM queue.enqueue_many('hint_q', '[{"payload": {"n": "t1"}}, {"payload": {"n": "t2"}}]');
+BEGIN;
+SELECT payload->>'n' AS n, priority FROM queue.claim('hint_q', 'w', 1);
+SELECT queue.enqueue('hint_q', '{"n": "urgent"}', priority => 5) IS NOT NULL AS enqueued;
+SELECT payload->>'n' AS n, priority FROM queue.claim('hint_q', 'w', 1);
+COMMIT;
+SELECT payload->>'n' AS n, priority FROM queue.claim('hint_q', 'w', 1);
+
 SELECT queue.drop_queue('hint_q', force => true);

@@ -250,7 +250,12 @@ queue_hint_note_claim(int32 queue_id)
 
 /*
  * queue_hint_get
- *		This queue's claim hint, if there is a fresh one.
+ *		This queue's claim hint, if there is a fresh one that holds for this
+ *		transaction.
+ *
+ * Jobs this transaction made claimable are dropped from the hint only
+ * when it commits, but the transaction sees them already: where they lie
+ * at or before the hint, its own claims do not use it.
  */
 bool
 queue_hint_get(int32 queue_id, QueueClaimHint *hint)
@@ -258,7 +263,7 @@ queue_hint_get(int32 queue_id, QueueClaimHint *hint)
 	QueueWakeSlot *slot;
 	bool		found = false;
 
-	if (queue_shared == NULL)
+	if (queue_shared == NULL || hint_notes_overflow)
 		return false;
 	slot = queue_wake_slot(queue_id);
 	SpinLockAcquire(&slot->hint_mutex);
@@ -270,6 +275,14 @@ queue_hint_get(int32 queue_id, QueueClaimHint *hint)
 		found = true;
 	}
 	SpinLockRelease(&slot->hint_mutex);
+	for (int i = 0; found && i < n_hint_notes; i++)
+	{
+		HintNote   *note = &hint_notes[i];
+
+		if (note->queue_id == queue_id && note->made_claimable &&
+			!key_before(hint->priority, hint->run_at, note->priority, note->run_at))
+			found = false;
+	}
 	return found;
 }
 
