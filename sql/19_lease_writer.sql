@@ -1,12 +1,15 @@
 --
--- 19_claim_writer: claim and complete_and_claim lock their jobs with a
+-- 19_lease_writer: claim and complete_and_claim lock their jobs with a
 -- SELECT ... FOR UPDATE SKIP LOCKED and write the claim into each row
 -- themselves (the row writer's updater, src/rowwriter.c), without an
--- UPDATE statement.  They must leave exactly what the UPDATE would:
+-- UPDATE statement; complete, complete_many and complete_and_claim delete
+-- the jobs they finish themselves (the row writer's deleter), without a
+-- DELETE statement.  They must leave exactly what the statements would:
 -- every column as the statement sets it, every index entry (amcheck
 -- checks each index against the heap), every constraint of queue.job
--- checked, users' own included, unique indexes checked, and a table the
--- updater must not write (a trigger) left to the UPDATE statement.
+-- checked, users' own included, unique indexes checked, only jobs that
+-- carry the caller's token deleted, and a table the writer must not
+-- write (a trigger) left to the statement.
 --
 \set SHOW_CONTEXT never
 SELECT setval('queue.job_id_seq', 1900000);
@@ -86,46 +89,14 @@ SELECT count(*) FILTER (WHERE ident LIKE '%UPDATE queue.job%') AS update_plans,
 -- An expired lease: the next claim takes the job again, as attempt 2,
 -- and notes the expired attempt in errors.
 SELECT queue.enqueue('cw', '{"n": 5}');
-SELECT job_id, attempt FROM queue.claim('cw', 'w1', 1, lease => '1 millisecond');
+CREATE TEMP TABLE first_lease AS
+SELECT job_id, attempt, lease_expires_at FROM queue.claim('cw', 'w1', 1, lease => '1 millisecond');
+SELECT job_id, attempt FROM first_lease;
 SELECT pg_sleep(0.05);
 SELECT job_id, attempt FROM queue.claim('cw', 'w2', 1);
 SELECT * FROM pg_temp.jobs() WHERE id = 1900005;
-SELECT * FROM pg_temp.check_indexes();
-
---
--- The same claims through the UPDATE statement (an AFTER UPDATE trigger
--- that does nothing makes the updater decline; the trigger then fires for
--- each claimed job): every column the claim sets is the same.
---
-CREATE TEMP TABLE fired (id bigint);
-CREATE FUNCTION pg_temp.note() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO fired VALUES (NEW.id);
-	RETURN NULL;
-END;
-$$;
-DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
-CREATE FUNCTION pg_temp.three() RETURNS SETOF bigint LANGUAGE sql AS $$
-	SELECT queue.enqueue('cw', '{"n": 1}');
-	SELECT queue.enqueue('cw', '{"n": 2}', priority => 5);
-	SELECT * FROM queue.enqueue_many('cw', '[{"payload": {"n": 3}, "priority": -1}]');
-$$;
-SELECT count(*) FROM pg_temp.three();
-CREATE TRIGGER user_note AFTER UPDATE ON queue.job
-	FOR EACH ROW EXECUTE FUNCTION pg_temp.note();
-SELECT c.payload, c.attempt, c.priority FROM queue.claim('cw', 'w3', 3) c;
-SELECT count(*) AS trigger_fired FROM fired;
-DROP TRIGGER user_note ON queue.job;
-SELECT count(*) FILTER (WHERE ident LIKE 'WITH candidate AS MATERIALIZED%') > 0 AS statement_plans
-  FROM pg_backend_memory_contexts;
-SELECT count(*) FROM pg_temp.three();
-SELECT c.payload, c.attempt, c.priority FROM queue.claim('cw', 'w3', 3) c;
-SELECT count(*) AS trigger_fired FROM fired;
-SELECT j.payload, count(*) AS jobs,
-       count(DISTINCT (j.state, j.priority, j.attempts, j.worker, j.errors,
-       j.run_at - j.claimed_at, j.lease_token IS NULL)) AS distinct_rows
-  FROM queue.job j WHERE queue_id = queue._queue_id('cw')
- GROUP BY j.payload ORDER BY j.payload;
+SELECT (j.errors->0->>'at')::timestamptz = f.lease_expires_at AS expired_at_noted
+  FROM queue.job j JOIN first_lease f ON f.job_id = j.id;
 SELECT * FROM pg_temp.check_indexes();
 
 --
@@ -169,6 +140,178 @@ DROP INDEX queue.user_one_job_per_worker;
 BEGIN READ ONLY;
 SELECT pg_temp.try($$SELECT queue.claim('cw', 'w7', 1)$$);
 ROLLBACK;
+
+-- All of the above went through the updater: still no UPDATE plan.
+SELECT count(*) FILTER (WHERE ident LIKE '%UPDATE queue.job%') AS update_plans
+  FROM pg_backend_memory_contexts;
+
+
+--
+-- Completion: the job leaves queue.job, and its archive row holds what
+-- the DELETE statement's would (compared below with completions made
+-- while a trigger on queue.job makes the deleter decline).
+--
+DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
+CREATE FUNCTION pg_temp.two() RETURNS SETOF bigint LANGUAGE sql AS $$
+	SELECT queue.enqueue('cw', (SELECT payload FROM big), headers => '{"h": 1}',
+	                     priority => 3, max_attempts => 4);
+	SELECT queue.enqueue('cw', '{"n": 2}', dedup_key => 'cw-k2',
+	                     retry_policy => '{"backoff": "linear", "delay": 2}');
+$$;
+-- complete_many over what a claim of the same statement took
+CREATE FUNCTION pg_temp.finish() RETURNS void LANGUAGE sql AS $$
+	SELECT queue.complete_many(array_agg(job_id ORDER BY job_id), array_agg(lease_token ORDER BY job_id),
+	                           array_agg(jsonb_build_object('r', attempt) ORDER BY job_id))
+	  FROM queue.claim('cw', 'cw-done', 2);
+$$;
+SELECT count(*) FROM pg_temp.two();
+SELECT pg_temp.finish();
+SELECT count(*) FILTER (WHERE ident LIKE '%DELETE FROM queue.job%') AS delete_plans
+  FROM pg_backend_memory_contexts;
+-- Only a job that carries the caller's token is deleted: a stale token,
+-- a second completion, and a batch with one stale pair raise QU001 and
+-- change nothing.
+SELECT count(*) FROM queue.enqueue_many('cw', '[{"payload": {"n": 10}}, {"payload": {"n": 11}}]');
+CREATE TEMP TABLE held AS SELECT job_id, lease_token FROM queue.claim('cw', 'cw-w8', 2);
+-- (the tokens in the errors masked)
+CREATE FUNCTION pg_temp.try_masked(stmt text) RETURNS text LANGUAGE sql AS $$
+	SELECT regexp_replace(pg_temp.try(stmt), '[0-9a-f]{8}-[0-9a-f-]{27}', '<token>');
+$$;
+SELECT pg_temp.try_masked(format('SELECT queue.complete(%s, %L)', min(job_id), gen_random_uuid()))
+  FROM held;
+BEGIN;
+SELECT queue.complete(job_id, lease_token) FROM held WHERE job_id = (SELECT min(job_id) FROM held);
+SELECT pg_temp.try_masked(format('SELECT queue.complete(%s, %L)', job_id, lease_token))
+  FROM held WHERE job_id = (SELECT min(job_id) FROM held);
+ROLLBACK;
+SELECT pg_temp.try_masked(format('SELECT queue.complete_many(%L, %L)',
+                          array_agg(job_id ORDER BY job_id),
+                          array_agg(CASE WHEN job_id = (SELECT max(job_id) FROM held)
+                                         THEN gen_random_uuid() ELSE lease_token END ORDER BY job_id)))
+  FROM held;
+SELECT state, count(*) FROM queue.job WHERE queue_id = queue._queue_id('cw') GROUP BY state;
+SELECT count(*) AS completed FROM (
+	SELECT queue.complete(job_id, lease_token) FROM held) c;
+SELECT count(*) AS live FROM queue.job WHERE queue_id = queue._queue_id('cw');
+SELECT * FROM pg_temp.check_indexes();
+
+-- All of the above went through the deleter: no DELETE plan.
+SELECT count(*) FILTER (WHERE ident LIKE '%DELETE FROM queue.job%') AS delete_plans
+  FROM pg_backend_memory_contexts;
+
+--
+-- Fallbacks.  The same claims through the UPDATE statement (an AFTER
+-- UPDATE trigger makes the updater decline; the trigger then fires for
+-- each claimed job): every column the claim sets is the same.
+--
+CREATE TEMP TABLE fired (id bigint);
+CREATE FUNCTION pg_temp.note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO fired VALUES (NEW.id);
+	RETURN NULL;
+END;
+$$;
+DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
+-- three jobs, one with a lease of its own, and one whose lease expired
+-- (its next claim notes the expired attempt)
+CREATE FUNCTION pg_temp.three() RETURNS SETOF bigint LANGUAGE sql AS $$
+	SELECT queue.enqueue('cw', '{"n": 1}');
+	UPDATE queue.job SET lease_timeout = '1 hour'
+	 WHERE id = (SELECT max(id) FROM queue.job WHERE queue_id = queue._queue_id('cw'));
+	SELECT queue.enqueue('cw', '{"n": 2}', priority => 5);
+	SELECT job_id FROM queue.claim('cw', 'w0', 1, lease => '1 millisecond');
+	SELECT pg_sleep(0.05);
+	SELECT * FROM queue.enqueue_many('cw', '[{"payload": {"n": 3}, "priority": -1}]');
+$$;
+SELECT count(*) FROM pg_temp.three();
+CREATE TRIGGER user_note AFTER UPDATE ON queue.job
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.note();
+SELECT c.payload, c.attempt, c.priority FROM queue.claim('cw', 'w3', 3) c;
+SELECT count(*) AS trigger_fired FROM fired;
+DROP TRIGGER user_note ON queue.job;
+SELECT count(*) FILTER (WHERE ident LIKE 'WITH candidate AS MATERIALIZED%') > 0 AS statement_plans
+  FROM pg_backend_memory_contexts;
+SELECT count(*) FROM pg_temp.three();
+SELECT c.payload, c.attempt, c.priority FROM queue.claim('cw', 'w3', 3) c;
+SELECT count(*) AS trigger_fired FROM fired;
+SELECT j.payload, count(*) AS jobs,
+       count(DISTINCT (j.state, j.priority, j.attempts, j.worker,
+       (SELECT jsonb_agg(e - 'at') FROM jsonb_array_elements(j.errors) e),
+       j.lease_timeout, j.run_at - j.claimed_at, j.lease_token IS NULL)) AS distinct_rows,
+       min(j.attempts) AS attempts, min(jsonb_array_length(j.errors)) AS errors
+  FROM queue.job j WHERE queue_id = queue._queue_id('cw')
+ GROUP BY j.payload ORDER BY j.payload;
+SELECT * FROM pg_temp.check_indexes();
+
+-- The same completions through the DELETE statement (an AFTER DELETE
+-- trigger makes the deleter decline; it then fires for each completed job).
+TRUNCATE fired;
+CREATE FUNCTION pg_temp.note_old() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO fired VALUES (OLD.id);
+	RETURN NULL;
+END;
+$$;
+CREATE TRIGGER user_note AFTER DELETE ON queue.job
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.note_old();
+SELECT count(*) FROM pg_temp.two();
+SELECT pg_temp.finish();
+SELECT count(*) AS trigger_fired FROM fired;
+DROP TRIGGER user_note ON queue.job;
+SELECT count(*) AS live FROM queue.job WHERE queue_id = queue._queue_id('cw');
+SELECT a.payload = (SELECT payload FROM big) AS big, count(*) AS jobs,
+       count(DISTINCT (a.queue_id, a.state, a.priority, a.attempts, a.max_attempts,
+       a.retry_policy, a.payload, a.headers, a.dedup_key, a.group_key, a.saga_id,
+       a.saga_step, a.saga_compensation, a.worker, a.result, a.errors,
+       a.finished_at >= a.created_at)) AS distinct_rows
+  FROM queue.job_archive a WHERE a.queue_id = queue._queue_id('cw')
+ GROUP BY 1 ORDER BY 1;
+SELECT state, priority, attempts, max_attempts, retry_policy, headers,
+       dedup_key, worker, result, errors
+  FROM queue.job_archive
+ WHERE queue_id = queue._queue_id('cw') AND payload = '{"n": 2}' LIMIT 1;
+
+
+-- A publication of updates and deletes with a row filter on a column that
+-- is not in the replica identity: the updater and the deleter refuse, as
+-- the statements do.
+SET client_min_messages = error;
+CREATE PUBLICATION cw_pub FOR TABLE queue.job WHERE (priority > 100);
+RESET client_min_messages;
+SELECT count(*) FROM queue.enqueue_many('cw', '[{"payload": {"n": 12}}]');
+SELECT pg_temp.try($$SELECT queue.claim('cw', 'cw-pub', 1)$$);
+DROP PUBLICATION cw_pub;
+CREATE TEMP TABLE pub_claim AS SELECT * FROM queue.claim('cw', 'cw-pub', 1);
+SET client_min_messages = error;
+CREATE PUBLICATION cw_pub FOR TABLE queue.job WHERE (priority > 100);
+RESET client_min_messages;
+SELECT pg_temp.try_masked(format('SELECT queue.complete(%s, %L)', job_id, lease_token)) FROM pub_claim;
+DROP PUBLICATION cw_pub;
+SELECT count(*) AS completed FROM (SELECT queue.complete(job_id, lease_token) FROM pub_claim) c;
+
+-- A queue that keeps no finished jobs archives nothing.
+SELECT count(*) AS archived FROM queue.job_archive WHERE queue_id = queue._queue_id('cw');
+SELECT queue.alter_queue('cw', retention => '0');
+SELECT count(*) FROM pg_temp.two();
+SELECT pg_temp.finish();
+SELECT count(*) AS archived FROM queue.job_archive WHERE queue_id = queue._queue_id('cw');
+SELECT count(*) AS live FROM queue.job WHERE queue_id = queue._queue_id('cw');
+
+
+-- A table that inherits from queue.job: an UPDATE or DELETE of queue.job
+-- reaches its rows, so the updater and the deleter decline, and the
+-- statements claim and complete its jobs too.
+DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
+CREATE TABLE queue.job_child () INHERITS (queue.job);
+INSERT INTO queue.job_child (queue_id, state, run_at, max_attempts, payload)
+VALUES (queue._queue_id('cw'), 'pending', now() - interval '1 minute', 5, '{"child": true}');
+SELECT count(*) FROM queue.enqueue_many('cw', '[{"payload": {"parent": true}}]');
+CREATE TEMP TABLE child_claims AS SELECT * FROM queue.claim('cw', 'cw-child', 5);
+SELECT payload, attempt FROM child_claims ORDER BY job_id;
+SELECT tableoid::regclass, state, worker FROM queue.job WHERE queue_id = queue._queue_id('cw') ORDER BY id;
+SELECT queue.complete_many(array_agg(job_id), array_agg(lease_token)) FROM child_claims;
+SELECT count(*) AS live FROM queue.job WHERE queue_id = queue._queue_id('cw');
+DROP TABLE queue.job_child;
 
 SELECT queue.drop_queue('cw', force => true);
 DROP EXTENSION amcheck;

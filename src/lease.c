@@ -13,7 +13,8 @@
  * (a trigger on it), one UPDATE statement does both (CLAIM_SQL).
  *
  * Settling is a compare-and-set on (job id, lease token): the statement
- * touches the row only if it still carries the caller's token.  A claim
+ * (for complete, the row writer's deleter) touches the row only if it
+ * still carries the caller's token.  A claim
  * replaces the token, so once another worker has re-claimed a job whose
  * lease expired, the old holder's complete, fail, extend or release finds
  * nothing and raises SQLSTATE QU001 (queue_report_stale_lease), which
@@ -35,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
@@ -42,9 +44,9 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -378,12 +380,14 @@ check_all_matched(const LeaseBatch *b)
  * before the claim (its place in the order) and the values the claim
  * gives it.  Under READ COMMITTED a row another transaction changed is
  * checked again in its new version, and the values are of that version.
- * claim_run_updater then writes the rows itself.
+ * claim_run_updater then writes the rows itself.  ONLY: the ctids must be
+ * queue.job's own (the updater declines a queue.job that has children,
+ * but one may be added while a claim runs).
  */
 #define CLAIM_LOCK_SQL(hint_condition, order) \
 	"SELECT j.ctid, j.run_at, j.attempts + 1, gen_random_uuid()," \
 	"       " CLAIM_NEW_RUN_AT ", " CLAIM_NEW_ERRORS \
-	"  FROM queue.job j" \
+	"  FROM ONLY queue.job j" \
 	CLAIM_WHERE(hint_condition) \
 	" ORDER BY " order \
 	" LIMIT $3" \
@@ -457,6 +461,11 @@ static const QueueColumn claim_columns[JCOL_COUNT] = {
 	{"priority", INT4OID},
 	{"dedup_key", TEXTOID},
 	{"created_at", TIMESTAMPTZOID},
+};
+
+/* by column of CLAIM_LOCK_SQL, from the third: the updater's column it sets */
+static const int claim_lock_sets[4] = {
+	JCOL_ATTEMPTS, JCOL_LEASE_TOKEN, JCOL_RUN_AT, JCOL_ERRORS
 };
 
 /* by result column: the updater's column it comes from */
@@ -555,7 +564,6 @@ claim_run_updater(QueueRowWriter *w, SPIPlanPtr plan, Datum *values,
 {
 	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	uint64		n = SPI_processed;
-	TupleDesc	result_desc = rsinfo->setDesc;
 	Datum		running;
 	ClaimedRow *rows;
 
@@ -575,24 +583,20 @@ claim_run_updater(QueueRowWriter *w, SPIPlanPtr plan, Datum *values,
 		tid = (ItemPointer) DatumGetPointer(SPI_getbinval(locked, desc, 1, &isnull));
 		queue_row_writer_fetch(w, tid);
 		queue_row_writer_set(w, JCOL_STATE, running, false);
-		queue_row_writer_set(w, JCOL_ATTEMPTS, SPI_getbinval(locked, desc, 3, &isnull), false);
-		queue_row_writer_set(w, JCOL_LEASE_TOKEN, SPI_getbinval(locked, desc, 4, &isnull), false);
 		queue_row_writer_set(w, JCOL_WORKER, values[3], false);
 		queue_row_writer_set(w, JCOL_CLAIMED_AT, values[1], false);
-		queue_row_writer_set(w, JCOL_RUN_AT, SPI_getbinval(locked, desc, 5, &isnull), false);
-		queue_row_writer_set(w, JCOL_ERRORS, SPI_getbinval(locked, desc, 6, &isnull), false);
+		for (int c = 0; c < lengthof(claim_lock_sets); c++)
+		{
+			Datum		value = SPI_getbinval(locked, desc, c + 3, &isnull);
+
+			queue_row_writer_set(w, claim_lock_sets[c], value, isnull);
+		}
 		queue_row_writer_update(w, tid);
 
 		/* copied: the next fetch lets go of this row's buffer */
 		for (int c = 0; c < CLAIM_RESULT_COLUMNS; c++)
-		{
-			Form_pg_attribute att = TupleDescAttr(result_desc, c);
-			Datum		value = queue_row_writer_get(w, claim_result_sources[c],
-													 &rows[i].isnull[c]);
-
-			rows[i].values[c] = rows[i].isnull[c] ? (Datum) 0 :
-				datumCopy(value, att->attbyval, att->attlen);
-		}
+			rows[i].values[c] = queue_row_writer_get_copy(w, claim_result_sources[c],
+														  &rows[i].isnull[c]);
 		rows[i].values[CLAIM_RESULT_COLUMNS] = SPI_getbinval(locked, desc, 2, &isnull);
 		rows[i].isnull[CLAIM_RESULT_COLUMNS] = false;
 	}
@@ -860,36 +864,74 @@ queue_claim(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A job that left the live set, as settle_finished needs it: by FJ_*, its
+ * id, queue_id, group_key (NULL unless the queue is ordered), saga_id,
+ * saga_step, saga_compensation, attempts, result and error.
+ */
+enum
+{
+	FJ_ID,
+	FJ_QUEUE_ID,
+	FJ_GROUP_KEY,
+	FJ_SAGA_ID,
+	FJ_SAGA_STEP,
+	FJ_SAGA_COMPENSATION,
+	FJ_ATTEMPTS,
+	FJ_RESULT,
+	FJ_ERROR,
+	FJ_COUNT
+};
+
+typedef struct FinishedJob
+{
+	Datum		values[FJ_COUNT];
+	bool		isnull[FJ_COUNT];
+} FinishedJob;
+
+/*
+ * finished_from_tuptable
+ *		The finished jobs of a statement whose rows start with the FJ_*
+ *		columns.
+ */
+static FinishedJob *
+finished_from_tuptable(SPITupleTable *tt)
+{
+	FinishedJob *jobs = palloc(sizeof(FinishedJob) * (tt->numvals + 1));
+
+	for (uint64 i = 0; i < tt->numvals; i++)
+		for (int c = 0; c < FJ_COUNT; c++)
+			jobs[i].values[c] = SPI_getbinval(tt->vals[i], tt->tupdesc, c + 1,
+											  &jobs[i].isnull[c]);
+	return jobs;
+}
+
+/*
  * tell_saga
  *		Hands the outcome of a saga step's job to the saga (sagas.sql:
- *		queue._saga_job_settled), in this transaction.  Row r of tt holds
- *		(id, queue_id, group_key, saga_id, saga_step, saga_compensation,
- *		attempts, result, error).
+ *		queue._saga_job_settled), in this transaction.
  */
 static void
-tell_saga(SPITupleTable *tt, uint64 r, const char *outcome)
+tell_saga(const FinishedJob *job, const char *outcome)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[8] = {INT8OID, INT4OID, BOOLOID, INT8OID, INT4OID,
 	TEXTOID, JSONBOID, TEXTOID};
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
 	int			rc;
 
-	values[0] = SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull);
-	values[1] = SPI_getbinval(tt->vals[r], tt->tupdesc, 5, &isnull);
-	values[2] = SPI_getbinval(tt->vals[r], tt->tupdesc, 6, &isnull);
-	if (isnull)
-		values[2] = BoolGetDatum(false);
-	values[3] = SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull);
-	values[4] = SPI_getbinval(tt->vals[r], tt->tupdesc, 7, &isnull);
+	values[0] = job->values[FJ_SAGA_ID];
+	values[1] = job->values[FJ_SAGA_STEP];
+	values[2] = job->isnull[FJ_SAGA_COMPENSATION] ? BoolGetDatum(false) :
+		job->values[FJ_SAGA_COMPENSATION];
+	values[3] = job->values[FJ_ID];
+	values[4] = job->values[FJ_ATTEMPTS];
 	values[5] = CStringGetTextDatum(outcome);
-	values[6] = SPI_getbinval(tt->vals[r], tt->tupdesc, 8, &isnull);
-	if (isnull)
+	values[6] = job->values[FJ_RESULT];
+	if (job->isnull[FJ_RESULT])
 		nulls[6] = 'n';
-	values[7] = SPI_getbinval(tt->vals[r], tt->tupdesc, 9, &isnull);
-	if (isnull)
+	values[7] = job->values[FJ_ERROR];
+	if (job->isnull[FJ_ERROR])
 		nulls[7] = 'n';
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "SELECT queue._saga_job_settled($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -923,29 +965,24 @@ saga_step_retrying(Datum job_id)
  *		After jobs left the live set: counts them (completed and failed
  *		each, for queue.queue_stats), tells their sagas (saga steps), and
  *		promotes the next job of each of their groups (ordered queues), one
- *		call per queue.  tt holds rows (id, queue_id, group_key, saga_id,
- *		saga_step, saga_compensation, attempts, result, error), the group
- *		key NULL unless the queue is ordered.
+ *		call per queue.
  */
 static void
-settle_finished(SPITupleTable *tt, int64 completed, int64 failed)
+settle_finished(const FinishedJob *jobs, uint64 n, int64 completed, int64 failed)
 {
-	uint64		n = tt->numvals;
 	int32	   *queue_ids = palloc(sizeof(int32) * (n + 1));
 	char	  **keys = palloc(sizeof(char *) * (n + 1));
 	bool	   *done = palloc0(sizeof(bool) * (n + 1));
 
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		isnull;
-
-		queue_ids[i] = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		keys[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		queue_ids[i] = DatumGetInt32(jobs[i].values[FJ_QUEUE_ID]);
+		keys[i] = jobs[i].isnull[FJ_GROUP_KEY] ? NULL :
+			TextDatumGetCString(jobs[i].values[FJ_GROUP_KEY]);
 		if (completed || failed)
 			queue_count_outcome(queue_ids[i], completed, failed);
-		(void) SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull);
-		if (!isnull)
-			tell_saga(tt, i, completed ? "completed" : "dead");
+		if (!jobs[i].isnull[FJ_SAGA_ID])
+			tell_saga(&jobs[i], completed ? "completed" : "dead");
 	}
 
 	/* promote per queue: gather the group keys of one queue at a time */
@@ -969,9 +1006,54 @@ settle_finished(SPITupleTable *tt, int64 completed, int64 failed)
 }
 
 /*
- * The columns of queue.job_archive a completion writes with the row writer
- * (rowwriter.c), and where each comes from in the row COMPLETE_DELETE
- * returns (attribute numbers; 0: set apart).
+ * The columns of queue.job a completion's deleter (rowwriter.c) reads of
+ * the job it deletes.
+ */
+enum
+{
+	DCOL_ID,
+	DCOL_QUEUE_ID,
+	DCOL_LEASE_TOKEN,
+	DCOL_PRIORITY,
+	DCOL_ATTEMPTS,
+	DCOL_MAX_ATTEMPTS,
+	DCOL_RETRY_POLICY,
+	DCOL_PAYLOAD,
+	DCOL_HEADERS,
+	DCOL_DEDUP_KEY,
+	DCOL_GROUP_KEY,
+	DCOL_SAGA_ID,
+	DCOL_SAGA_STEP,
+	DCOL_SAGA_COMPENSATION,
+	DCOL_WORKER,
+	DCOL_ERRORS,
+	DCOL_CREATED_AT,
+	DCOL_COUNT
+};
+
+static const QueueColumn done_columns[DCOL_COUNT] = {
+	{"id", INT8OID},
+	{"queue_id", INT4OID},
+	{"lease_token", UUIDOID},
+	{"priority", INT4OID},
+	{"attempts", INT4OID},
+	{"max_attempts", INT4OID},
+	{"retry_policy", JSONBOID},
+	{"payload", JSONBOID},
+	{"headers", JSONBOID},
+	{"dedup_key", TEXTOID},
+	{"group_key", TEXTOID},
+	{"saga_id", INT8OID},
+	{"saga_step", INT4OID},
+	{"saga_compensation", BOOLOID},
+	{"worker", TEXTOID},
+	{"errors", JSONBOID},
+	{"created_at", TIMESTAMPTZOID},
+};
+
+/*
+ * The columns of queue.job_archive a completion writes with the row
+ * writer, and the deleter's column each comes from (-1: set apart).
  */
 enum
 {
@@ -1019,66 +1101,95 @@ static const QueueColumn archive_columns[ARCOL_COUNT] = {
 	{"finished_at", TIMESTAMPTZOID},
 };
 
-/*
- * The completion's delete, of a batch ($1, $2, $3: arrays of ids, tokens
- * and results) or of one job (the same, as scalars: a plan without the
- * unnest and its join costs less to start).  Its first nine columns are
- * those settle_finished reads, the tenth whether the queue keeps finished
- * jobs, the rest what the archive row needs besides.
- */
-#define COMPLETE_DELETE_RETURNING(result) \
-	" RETURNING j.id, j.queue_id, CASE WHEN q.ordered THEN j.group_key END," \
-	"   j.saga_id, j.saga_step, j.saga_compensation, j.attempts, " result "," \
-	"   NULL::text, q.retention > interval '0', j.priority, j.max_attempts," \
-	"   j.retry_policy, j.payload, j.headers, j.dedup_key, j.group_key," \
-	"   j.worker, j.errors, j.created_at"
-#define COMPLETE_DELETE \
-	"DELETE FROM queue.job j" \
-	" USING unnest($1, $2, $3) AS t(id, token, result), queue.queue q" \
-	" WHERE j.id = t.id AND j.lease_token = t.token AND q.id = j.queue_id" \
-	COMPLETE_DELETE_RETURNING("t.result")
-#define COMPLETE_DELETE_ONE \
-	"DELETE FROM queue.job j" \
-	" USING queue.queue q" \
-	" WHERE j.id = $1 AND j.lease_token = $2 AND q.id = j.queue_id" \
-	COMPLETE_DELETE_RETURNING("$3")
-#define COMPLETE_DELETE_KEEP	10
-
-/* by ARCOL_*: the attribute of COMPLETE_DELETE's row each column takes */
 static const int archive_sources[ARCOL_COUNT] = {
-	1, 2, 0, 11, 7, 12, 13, 14, 15, 16, 17, 4, 5, 6, 18, 8, 19, 20, 0
+	DCOL_ID, DCOL_QUEUE_ID, -1, DCOL_PRIORITY, DCOL_ATTEMPTS, DCOL_MAX_ATTEMPTS,
+	DCOL_RETRY_POLICY, DCOL_PAYLOAD, DCOL_HEADERS, DCOL_DEDUP_KEY, DCOL_GROUP_KEY,
+	DCOL_SAGA_ID, DCOL_SAGA_STEP, DCOL_SAGA_COMPENSATION, DCOL_WORKER, -1,
+	DCOL_ERRORS, DCOL_CREATED_AT, -1
 };
 
 /*
- * archive_completed
- *		Writes the archive rows of the jobs COMPLETE_DELETE returned (those
- *		of queues that keep finished jobs), with the writer w.
+ * complete_rows
+ *		Completes the jobs of the batch with the deleter d, writing the
+ *		archive rows with the writer w, or raises QU001; as the statement of
+ *		complete_batch does, without starting a statement.
+ *
+ * Each job is deleted if it still carries the caller's token, as "DELETE
+ * ... WHERE id = $1 AND lease_token = $2" would (queue_row_writer_delete:
+ * in READ COMMITTED a job another transaction re-claimed meanwhile is
+ * checked again in its new version, and then carries another token).  As
+ * SPI does before a statement, the command counter is advanced and a
+ * snapshot taken first, so that the deletes see what this transaction did
+ * until now, a claim earlier in the same query included.
  */
 static void
-archive_completed(QueueRowWriter *w, SPITupleTable *tt, TimestampTz finished_at)
+complete_rows(QueueRowWriter *d, QueueRowWriter *w, LeaseBatch *b,
+			  TimestampTz now)
 {
+	FinishedJob *jobs = palloc(sizeof(FinishedJob) * b->n);
 	Datum		completed = CStringGetTextDatum("completed");
+	QueueInfo	queue;
 
-	for (uint64 i = 0; i < tt->numvals; i++)
+	queue.id = -1;
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	for (int i = 0; i < b->n; i++)
 	{
+		FinishedJob *job = &jobs[i];
 		bool		isnull;
+		int32		queue_id;
 
-		if (!DatumGetBool(SPI_getbinval(tt->vals[i], tt->tupdesc,
-										COMPLETE_DELETE_KEEP, &isnull)))
+		if (!queue_row_writer_delete(d, b->ids[i], DCOL_LEASE_TOKEN, b->tokens[i]))
+			queue_report_stale_lease(DatumGetInt64(b->ids[i]), b->tokens[i]);
+		queue_id = DatumGetInt32(queue_row_writer_get(d, DCOL_QUEUE_ID, &isnull));
+		if (queue.id != queue_id)
+			queue_lookup_id(queue_id, &queue);
+
+		/* what settle_finished needs; the group key only of an ordered queue */
+		job->values[FJ_ID] = b->ids[i];
+		job->isnull[FJ_ID] = false;
+		job->values[FJ_QUEUE_ID] = Int32GetDatum(queue_id);
+		job->isnull[FJ_QUEUE_ID] = false;
+		job->values[FJ_GROUP_KEY] = queue_row_writer_get_copy(d, DCOL_GROUP_KEY,
+															  &job->isnull[FJ_GROUP_KEY]);
+		if (!queue.ordered)
+			job->isnull[FJ_GROUP_KEY] = true;
+		job->values[FJ_SAGA_ID] = queue_row_writer_get(d, DCOL_SAGA_ID,
+													   &job->isnull[FJ_SAGA_ID]);
+		job->values[FJ_SAGA_STEP] = queue_row_writer_get(d, DCOL_SAGA_STEP,
+														 &job->isnull[FJ_SAGA_STEP]);
+		job->values[FJ_SAGA_COMPENSATION] =
+			queue_row_writer_get(d, DCOL_SAGA_COMPENSATION,
+								 &job->isnull[FJ_SAGA_COMPENSATION]);
+		job->values[FJ_ATTEMPTS] = queue_row_writer_get(d, DCOL_ATTEMPTS,
+														&job->isnull[FJ_ATTEMPTS]);
+		job->values[FJ_RESULT] = b->extra[i];
+		job->isnull[FJ_RESULT] = b->extra_null[i];
+		job->values[FJ_ERROR] = (Datum) 0;
+		job->isnull[FJ_ERROR] = true;
+
+		if (!queue.keeps_finished)
 			continue;
+		/* copied: the writer keeps them until it writes its rows */
 		for (int c = 0; c < ARCOL_COUNT; c++)
 		{
 			Datum		value;
 
-			if (archive_sources[c] == 0)
+			if (archive_sources[c] < 0)
 				continue;
-			value = SPI_getbinval(tt->vals[i], tt->tupdesc, archive_sources[c], &isnull);
+			value = queue_row_writer_get_copy(d, archive_sources[c], &isnull);
 			queue_row_writer_set(w, c, value, isnull);
 		}
 		queue_row_writer_set(w, ARCOL_STATE, completed, false);
-		queue_row_writer_set(w, ARCOL_FINISHED_AT, TimestampTzGetDatum(finished_at), false);
+		queue_row_writer_set(w, ARCOL_RESULT, b->extra[i], b->extra_null[i]);
+		queue_row_writer_set(w, ARCOL_FINISHED_AT, TimestampTzGetDatum(now), false);
 		queue_row_writer_insert(w);
 	}
+	PopActiveSnapshot();
+	queue_row_writer_close(w);
+	queue_row_writer_close(d);
+	settle_finished(jobs, b->n, 1, 0);
 }
 
 /*
@@ -1086,22 +1197,20 @@ archive_completed(QueueRowWriter *w, SPITupleTable *tt, TimestampTz finished_at)
  *		Completes every job of the batch (extra: results), or raises QU001.
  *
  * A completed job moves to queue.job_archive with its result, unless its
- * queue's retention is zero, in which case it is simply deleted.  The
- * delete returns what the archive row needs, and the row writer writes it;
- * where the writer declines queue.job_archive (a trigger on it, say), one
- * statement does both, the archive's INSERT in a CTE.
+ * queue's retention is zero, in which case it is simply deleted.  The row
+ * writer's deleter deletes it and its writer writes the archive row
+ * (complete_rows); where either declines its table (a trigger on it, say),
+ * one statement does both, the archive's INSERT in a CTE.
  */
 static void
 complete_batch(LeaseBatch *b)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr plan_delete = NULL;
-	static SPIPlanPtr plan_delete_one = NULL;
 	static const Oid argtypes[4] = {INT8ARRAYOID, UUIDARRAYOID, JSONBARRAYOID,
 	TIMESTAMPTZOID};
-	static const Oid argtypes_one[3] = {INT8OID, UUIDOID, JSONBOID};
 	Datum		values[4];
 	TimestampTz now = GetCurrentTimestamp();
+	QueueRowWriter *d;
 	QueueRowWriter *w;
 	int			rc;
 
@@ -1122,39 +1231,25 @@ complete_batch(LeaseBatch *b)
 		return;
 
 	spi_connect();
+
+	/* queue.job before queue.job_archive, the order of the statement form */
+	d = queue_row_deleter_open("job", done_columns, DCOL_COUNT);
+	w = queue_row_writer_open("job_archive", archive_columns, ARCOL_COUNT);
+	if (d != NULL && w != NULL)
+	{
+		complete_rows(d, w, b, now);
+		SPI_finish();
+		return;
+	}
+	if (d != NULL)
+		queue_row_writer_close(d);
+	if (w != NULL)
+		queue_row_writer_close(w);
+
 	values[0] = queue_build_array(b->ids, NULL, b->n, INT8OID);
 	values[1] = queue_build_array(b->tokens, NULL, b->n, UUIDOID);
 	values[2] = queue_build_array(b->extra, b->extra_null, b->n, JSONBOID);
 	values[3] = TimestampTzGetDatum(now);
-
-	/* queue.job before queue.job_archive, the order of the statement form */
-	LockRelationOid(get_relname_relid("job", get_namespace_oid("queue", false)),
-					RowExclusiveLock);
-	w = queue_row_writer_open("job_archive", archive_columns, ARCOL_COUNT);
-	if (w != NULL)
-	{
-		if (b->n == 1)
-		{
-			Datum		one[3] = {b->ids[0], b->tokens[0], b->extra[0]};
-			char		one_nulls[3] = {' ', ' ', b->extra_null[0] ? 'n' : ' '};
-
-			rc = SPI_execute_plan(queue_plan(&plan_delete_one, COMPLETE_DELETE_ONE,
-											 3, argtypes_one),
-								  one, one_nulls, false, 0);
-		}
-		else
-			rc = SPI_execute_plan(queue_plan(&plan_delete, COMPLETE_DELETE, 3, argtypes),
-								  values, NULL, false, 0);
-		if (rc != SPI_OK_DELETE_RETURNING)
-			elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
-		check_all_matched(b);
-		archive_completed(w, SPI_tuptable, now);
-		queue_row_writer_close(w);
-		settle_finished(SPI_tuptable, 1, 0);
-		SPI_finish();
-		return;
-	}
-
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "WITH done AS ("
 									 "  DELETE FROM queue.job j"
@@ -1176,7 +1271,7 @@ complete_batch(LeaseBatch *b)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "complete failed: %s", SPI_result_code_string(rc));
 	check_all_matched(b);
-	settle_finished(SPI_tuptable, 1, 0);
+	settle_finished(finished_from_tuptable(SPI_tuptable), SPI_processed, 1, 0);
 	SPI_finish();
 }
 
@@ -1418,7 +1513,7 @@ fail_batch(LeaseBatch *b, bool permanent, Interval *retry_delay, bool *dead)
 							  values, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "fail dead move failed: %s", SPI_result_code_string(rc));
-		settle_finished(SPI_tuptable, 0, 0);
+		settle_finished(finished_from_tuptable(SPI_tuptable), SPI_processed, 0, 0);
 	}
 	SPI_finish();
 }

@@ -26,8 +26,8 @@
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
  *	enqueue.c	enqueue and enqueue_many
- *	rowwriter.c	inserting rows without an INSERT statement (enqueue's and
- *				completion's)
+ *	rowwriter.c	writing rows without an INSERT, UPDATE or DELETE statement
+ *				(enqueue's, the claim's and completion's)
  *	groups.c	ordered queues: promotion of a group's next job
  *	outbox.c	the transactional outbox: publish and the relay
  *	lease.c		claim, complete, fail, extend, release (single and batch),
@@ -200,14 +200,14 @@ queue_cache_callback(Datum arg, Oid relid)
 }
 
 /*
- * queue_cache_lookup
- *		Fills *info from the cache and returns true, or returns false.
+ * queue_cache_accept_invalidations
+ *		Brings the cache up to date before a lookup: registers its callback
+ *		on first use, and takes in the invalidations that have arrived.
  */
-static bool
-queue_cache_lookup(const char *name, QueueInfo *info)
+static void
+queue_cache_accept_invalidations(void)
 {
 	static bool registered = false;
-	QueueCacheEntry *entry;
 
 	if (!registered)
 	{
@@ -215,6 +215,18 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 		registered = true;
 	}
 	AcceptInvalidationMessages();
+}
+
+/*
+ * queue_cache_lookup
+ *		Fills *info from the cache and returns true, or returns false.
+ */
+static bool
+queue_cache_lookup(const char *name, QueueInfo *info)
+{
+	QueueCacheEntry *entry;
+
+	queue_cache_accept_invalidations();
 	if (queue_cache == NULL || strlen(name) > QUEUE_NAME_MAXLEN)
 		return false;
 	entry = hash_search(queue_cache, name, HASH_FIND, NULL);
@@ -222,6 +234,33 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 		return false;
 	*info = entry->info;
 	return true;
+}
+
+/*
+ * queue_cache_lookup_id
+ *		queue_cache_lookup by the queue's id: a walk over the cached queues
+ *		(those this backend has used since the last change to any queue).
+ */
+static bool
+queue_cache_lookup_id(int32 id, QueueInfo *info)
+{
+	HASH_SEQ_STATUS status;
+	QueueCacheEntry *entry;
+
+	queue_cache_accept_invalidations();
+	if (queue_cache == NULL)
+		return false;
+	hash_seq_init(&status, queue_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->info.id == id && !entry->info.paused)
+		{
+			hash_seq_term(&status);
+			*info = entry->info;
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -333,6 +372,30 @@ queue_cache_invalidate_trigger(PG_FUNCTION_ARGS)
  * meanwhile.  Outside a transaction snapshot, rows come from the cache
  * above when they can.
  */
+/*
+ * The columns of queue.queue a QueueInfo holds, as queue_info_from_row
+ * reads them.
+ */
+#define QUEUE_INFO_COLUMNS \
+	"id, paused, max_attempts, lease_timeout, ordered, retention > interval '0'"
+#define QUEUE_INFO_NCOLUMNS		6
+
+/* queue_info_from_row: fills *info from the first row of SPI_tuptable. */
+static void
+queue_info_from_row(QueueInfo *info)
+{
+	HeapTuple	tup = SPI_tuptable->vals[0];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	bool		isnull;
+
+	info->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	info->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
+	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	info->keeps_finished = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+}
+
 bool
 queue_lookup_if_exists(const char *name, QueueInfo *info)
 {
@@ -341,9 +404,6 @@ queue_lookup_if_exists(const char *name, QueueInfo *info)
 	bool		use_cache = !IsolationUsesXactSnapshot();
 	uint64		generation = 0;
 	Datum		values[1];
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	desc;
 	int			rc;
 
 	if (use_cache)
@@ -355,7 +415,7 @@ queue_lookup_if_exists(const char *name, QueueInfo *info)
 
 	values[0] = CStringGetTextDatum(name);
 	rc = SPI_execute_plan(queue_plan(&plan,
-									 "SELECT id, paused, max_attempts, lease_timeout, ordered"
+									 "SELECT " QUEUE_INFO_COLUMNS
 									 "  FROM queue.queue WHERE name = $1",
 									 1, argtypes),
 						  values, NULL, false, 1);
@@ -363,17 +423,52 @@ queue_lookup_if_exists(const char *name, QueueInfo *info)
 		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		return false;
-
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	info->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	info->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
-	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	queue_info_from_row(info);
 	if (use_cache)
 		queue_cache_store(name, info, generation);
 	return true;
+}
+
+/*
+ * queue_lookup_id
+ *		Fills *info for the queue of the given id, or raises an error if
+ *		there is none (a job's queue always exists).  Must be called inside
+ *		SPI_connect; as queue_lookup_if_exists, from the cache when it can.
+ */
+void
+queue_lookup_id(int32 id, QueueInfo *info)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[1] = {INT4OID};
+	bool		use_cache = !IsolationUsesXactSnapshot();
+	uint64		generation = 0;
+	Datum		values[1];
+	bool		isnull;
+	char	   *name;
+	int			rc;
+
+	if (use_cache)
+	{
+		if (queue_cache_lookup_id(id, info))
+			return;
+		generation = queue_cache_generation;
+	}
+	values[0] = Int32GetDatum(id);
+	rc = SPI_execute_plan(queue_plan(&plan,
+									 "SELECT " QUEUE_INFO_COLUMNS ", name"
+									 "  FROM queue.queue WHERE id = $1",
+									 1, argtypes),
+						  values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		elog(ERROR, "queue %d of a job does not exist", id);
+	queue_info_from_row(info);
+	name = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc,
+											 QUEUE_INFO_NCOLUMNS + 1, &isnull));
+	if (use_cache)
+		queue_cache_store(name, info, generation);
 }
 
 /*

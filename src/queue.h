@@ -158,6 +158,7 @@ typedef struct QueueInfo
 	bool		ordered;		/* FIFO per group key (groups.c) */
 	int32		max_attempts;
 	Interval	lease_timeout;
+	bool		keeps_finished; /* retention > 0: completed jobs are archived */
 } QueueInfo;
 
 /* One job to enqueue, validated (enqueue.c; also built by the relay). */
@@ -192,12 +193,18 @@ extern QueueRowWriter *queue_row_writer_open(const char *relname,
 extern QueueRowWriter *queue_row_updater_open(const char *relname,
 											  const QueueColumn *columns,
 											  int ncolumns);
+extern QueueRowWriter *queue_row_deleter_open(const char *relname,
+											  const QueueColumn *columns,
+											  int ncolumns);
 extern void queue_row_writer_set(QueueRowWriter *w, int i, Datum value,
 								 bool isnull);
 extern Datum queue_row_writer_get(QueueRowWriter *w, int i, bool *isnull);
+extern Datum queue_row_writer_get_copy(QueueRowWriter *w, int i, bool *isnull);
 extern void queue_row_writer_insert(QueueRowWriter *w);
 extern void queue_row_writer_fetch(QueueRowWriter *w, ItemPointer tid);
 extern void queue_row_writer_update(QueueRowWriter *w, ItemPointer tid);
+extern bool queue_row_writer_delete(QueueRowWriter *w, Datum key, int i,
+									Datum value);
 extern void queue_row_writer_close(QueueRowWriter *w);
 
 /* Error context of a batch call: which element was being read. */
@@ -212,6 +219,7 @@ extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
 							 int nargs, const Oid *argtypes);
 extern void queue_lookup(const char *name, QueueInfo *info);
 extern bool queue_lookup_if_exists(const char *name, QueueInfo *info);
+extern void queue_lookup_id(int32 id, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
 extern void queue_batch_error_callback(void *arg);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);

@@ -76,6 +76,7 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -88,6 +89,13 @@
 
 #define QUEUE_ROW_WRITER_BUFFER 100	/* rows per heap multi-insert */
 
+/* ResultRelInfo's states of the CHECK constraints, renamed in PostgreSQL 18 */
+#if PG_VERSION_NUM >= 180000
+#define RRI_CHECK_EXPRS(rri)	((rri)->ri_CheckConstraintExprs)
+#else
+#define RRI_CHECK_EXPRS(rri)	((rri)->ri_ConstraintExprs)
+#endif
+
 struct QueueRowWriter
 {
 	Relation	rel;
@@ -95,15 +103,17 @@ struct QueueRowWriter
 	struct WriterCacheEntry *cache_entry;	/* what the backend keeps */
 	uint64		cache_generation;	/* of cache_entry when opened */
 	bool		uses_cache;		/* runs the entry's expression states */
-	bool		updates;		/* an updater (queue_row_updater_open) */
+	CmdType		cmd;			/* CMD_INSERT, CMD_UPDATE or CMD_DELETE */
 	EState	   *estate;
 	ResultRelInfo *rri;
 	Datum	   *values;			/* the row being built, by attribute */
 	bool	   *isnull;
 	int			nbuffered;		/* rows checked, not yet written */
 	TupleTableSlot *slots[QUEUE_ROW_WRITER_BUFFER];
-	TupleTableSlot *old_slot;	/* an updater's row as fetched */
+	TupleTableSlot *old_slot;	/* an updater's or deleter's row as fetched */
 	Bitmapset **updated_cols;	/* what ExecGetUpdatedCols reports */
+	Relation	key_index;		/* a deleter's: the primary key */
+	RegProcedure key_eq_proc;	/* its equality function */
 };
 
 /*
@@ -141,7 +151,7 @@ typedef struct WriterCacheEntry
 	Oid			relid;			/* InvalidOid: unused */
 	const QueueColumn *columns; /* the caller's column list, by address */
 	int			ncolumns;
-	bool		updates;		/* the columns are an updater's */
+	CmdType		cmd;			/* the writer's, which the columns are for */
 	bool		valid;			/* false once the relcache said it changed */
 	bool		busy;			/* a writer uses its expression states */
 	uint64		generation;		/* bumped when the entry is rebuilt */
@@ -159,11 +169,12 @@ typedef struct WriterCacheEntry
 } WriterCacheEntry;
 
 /*
- * The tables writers write are queue.job and queue.job_archive, each by
- * one caller; the spare entries keep a dropped and re-created extension's
- * tables from pushing those out of each other's way.
+ * The writers are four: enqueue's and the claim's of queue.job, the
+ * completion's deleter of queue.job and its writer of queue.job_archive;
+ * the spare entries keep a dropped and re-created extension's tables from
+ * pushing those out of each other's way.
  */
-#define WRITER_CACHE_SIZE	4
+#define WRITER_CACHE_SIZE	6
 
 static WriterCacheEntry writer_cache[WRITER_CACHE_SIZE];
 static uint64 writer_cache_clock = 0;
@@ -322,7 +333,7 @@ ready_index_info(Relation index, List **funcs)
  */
 static bool
 map_columns(TupleDesc desc, const QueueColumn *columns, int ncolumns,
-			bool updates, AttrNumber *map)
+			CmdType cmd, AttrNumber *map)
 {
 	for (int i = 0; i < ncolumns; i++)
 		map[i] = InvalidAttrNumber;
@@ -339,7 +350,7 @@ map_columns(TupleDesc desc, const QueueColumn *columns, int ncolumns,
 		if (i == ncolumns)
 		{
 			/* left out of an INSERT: it must take NULL, as we would */
-			if (!updates && (att->atthasdef || att->attnotnull))
+			if (cmd == CMD_INSERT && (att->atthasdef || att->attnotnull))
 				return false;
 			continue;
 		}
@@ -438,7 +449,7 @@ writer_cache_reset(WriterCacheEntry *e)
  */
 static void
 writer_cache_build(WriterCacheEntry *e, Relation rel,
-				   const QueueColumn *columns, int ncolumns, bool updates,
+				   const QueueColumn *columns, int ncolumns, CmdType cmd,
 				   List *indexes)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -459,7 +470,7 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		e->relid = RelationGetRelid(rel);
 		e->columns = columns;
 		e->ncolumns = ncolumns;
-		e->updates = updates;
+		e->cmd = cmd;
 		e->natts = desc->natts;
 		e->nindexes = list_length(indexes);
 		e->index_oids = palloc(sizeof(Oid) * Max(e->nindexes, 1));
@@ -473,7 +484,7 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		/* from here on, an invalidation of rel or its indexes reaches e */
 		e->valid = true;
 
-		e->fits = map_columns(desc, columns, ncolumns, updates, e->map);
+		e->fits = map_columns(desc, columns, ncolumns, cmd, e->map);
 		for (i = 0; i < e->ncheck; i++)
 		{
 			Node	   *planned;
@@ -540,7 +551,7 @@ writer_cache_usable(WriterCacheEntry *e)
  */
 static WriterCacheEntry *
 writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns,
-				   bool updates)
+				   CmdType cmd)
 {
 	Oid			relid = RelationGetRelid(rel);
 	WriterCacheEntry *e = NULL;
@@ -572,7 +583,7 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns,
 	/* what ExecOpenIndices opens; the same list, or the entry is stale */
 	indexes = RelationGetForm(rel)->relhasindex ? RelationGetIndexList(rel) : NIL;
 	same = (e->valid && e->relid == relid && e->columns == columns &&
-			e->ncolumns == ncolumns && e->updates == updates &&
+			e->ncolumns == ncolumns && e->cmd == cmd &&
 			e->natts == RelationGetDescr(rel)->natts &&
 			e->ncheck == (rel->rd_att->constr ? rel->rd_att->constr->num_check : 0) &&
 			e->nindexes == list_length(indexes));
@@ -588,7 +599,7 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns,
 		/* lock the indexes first: taking a lock reads invalidations */
 		foreach(lc, indexes)
 			index_close(index_open(lfirst_oid(lc), RowExclusiveLock), NoLock);
-		writer_cache_build(e, rel, columns, ncolumns, updates, indexes);
+		writer_cache_build(e, rel, columns, ncolumns, cmd, indexes);
 	}
 	list_free(indexes);
 	return e;
@@ -602,10 +613,9 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns,
  *		row_security) or is cheap to read.
  */
 static bool
-writer_declines(Relation rel, bool updates)
+writer_declines(Relation rel, CmdType cmd)
 {
 	Oid			relid = RelationGetRelid(rel);
-
 	TupleDesc	desc = RelationGetDescr(rel);
 
 	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
@@ -616,13 +626,35 @@ writer_declines(Relation rel, bool updates)
 		return true;
 	if (desc->constr != NULL && desc->constr->has_generated_stored)
 		return true;
+#if PG_VERSION_NUM >= 180000
+	/* the executor expands virtual columns and skips NOT ENFORCED checks */
+	if (desc->constr != NULL)
+	{
+		if (desc->constr->has_generated_virtual)
+			return true;
+		for (int i = 0; i < desc->constr->num_check; i++)
+			if (!desc->constr->check[i].ccenforced)
+				return true;
+	}
+#endif
+	/* an UPDATE or DELETE of the table reaches its children too */
+	if (cmd != CMD_INSERT && rel->rd_rel->relhassubclass)
+		return true;
 	/* no privilege error of our own: the statement reports it */
-	if (!updates && pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		return true;
-	if (updates && (pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
-					pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK))
-		return true;
-	return false;
+	switch (cmd)
+	{
+		case CMD_INSERT:
+			return pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK;
+		case CMD_UPDATE:
+		case CMD_DELETE:
+			/* the statement reads the row too */
+			return pg_class_aclcheck(relid, GetUserId(),
+									 cmd == CMD_UPDATE ? ACL_UPDATE : ACL_DELETE) != ACLCHECK_OK ||
+				pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK;
+		default:
+			elog(ERROR, "unexpected row writer command %d", (int) cmd);
+	}
+	return true;				/* keep the compiler quiet */
 }
 
 /*
@@ -647,6 +679,9 @@ open_indexes(ResultRelInfo *rri, WriterCacheEntry *e)
 		rri->ri_IndexRelationDescs[i] = index;
 		rri->ri_IndexRelationInfo[i] = e->index_info[i] ? e->index_info[i] :
 			BuildIndexInfo(index);
+		/* the unchanged-key hint is worked out again for this writer's columns */
+		rri->ri_IndexRelationInfo[i]->ii_CheckedUnchanged = false;
+		rri->ri_IndexRelationInfo[i]->ii_IndexUnchanged = false;
 	}
 }
 
@@ -691,16 +726,48 @@ init_range_table(QueueRowWriter *w)
 }
 
 /*
+ * open_key_index
+ *		Opens rel's primary key for a deleter's lookups, if it is a btree
+ *		index of one column; false otherwise.
+ */
+static bool
+open_key_index(QueueRowWriter *w)
+{
+	Relation	index;
+	Oid			eq;
+
+	if (!OidIsValid(w->rel->rd_pkindex))
+		return false;
+	index = index_open(w->rel->rd_pkindex, AccessShareLock);
+	if (index->rd_rel->relam != BTREE_AM_OID ||
+		IndexRelationGetNumberOfKeyAttributes(index) != 1)
+	{
+		index_close(index, NoLock);
+		return false;
+	}
+	eq = get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
+							 index->rd_opcintype[0], BTEqualStrategyNumber);
+	if (!OidIsValid(eq))
+		elog(ERROR, "missing equality operator for the primary key of %s",
+			 RelationGetRelationName(w->rel));
+	w->key_index = index;
+	w->key_eq_proc = get_opcode(eq);
+	return true;
+}
+
+/*
  * writer_open
- *		A writer (or, with updates, an updater) of rows of queue.<relname>
- *		with the given columns, or NULL if the table is one a writer must
- *		not write (see the header).
+ *		A writer of rows of queue.<relname> with the given columns, for
+ *		cmd (CMD_INSERT: queue_row_writer_open; CMD_UPDATE and CMD_DELETE:
+ *		queue_row_updater_open, queue_row_deleter_open), or NULL if the
+ *		table is one a writer must not write (see the header).
  */
 static QueueRowWriter *
 writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
-			bool updates)
+			CmdType cmd)
 {
-	const char *command = updates ? "UPDATE" : "INSERT";
+	const char *command = (cmd == CMD_INSERT) ? "INSERT" :
+		(cmd == CMD_UPDATE) ? "UPDATE" : "DELETE";
 	QueueRowWriter *w;
 	Oid			relid;
 	Relation	rel;
@@ -709,7 +776,7 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 	TupleDesc	desc;
 	MemoryContext old;
 
-	/* what the executor checks before any INSERT or UPDATE */
+	/* what the executor checks before any INSERT, UPDATE or DELETE */
 	PreventCommandIfReadOnly(command);
 	PreventCommandIfParallelMode(command);
 
@@ -717,12 +784,15 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 	if (!OidIsValid(relid))
 		elog(ERROR, "table queue.%s is missing", relname);
 	rel = table_open(relid, RowExclusiveLock);
-	if (writer_declines(rel, updates) ||
-		!(e = writer_cache_entry(rel, columns, ncolumns, updates))->fits)
+	if (writer_declines(rel, cmd) ||
+		!(e = writer_cache_entry(rel, columns, ncolumns, cmd))->fits)
 	{
 		table_close(rel, NoLock);
 		return NULL;
 	}
+
+	/* what the executor checks of a table it updates or deletes from */
+	CheckCmdReplicaIdentity(rel, cmd);
 
 	desc = RelationGetDescr(rel);
 	w = palloc0(sizeof(QueueRowWriter));
@@ -730,21 +800,32 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 	w->map = e->map;
 	w->cache_entry = e;
 	w->cache_generation = e->generation;
-	w->updates = updates;
+	w->cmd = cmd;
+	if (cmd == CMD_DELETE && !open_key_index(w))
+	{
+		table_close(rel, NoLock);
+		pfree(w);
+		return NULL;
+	}
 	w->estate = CreateExecutorState();
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 	w->rri = makeNode(ResultRelInfo);
-	if (updates)
+	if (cmd == CMD_UPDATE)
 	{
 		init_range_table(w);
 		InitResultRelInfo(w->rri, rel, 1, NULL, 0);
-		w->old_slot = ExecInitExtraTupleSlot(w->estate, desc,
-											 table_slot_callbacks(rel));
 	}
 	else
 		InitResultRelInfo(w->rri, rel, 0, NULL, 0);
+	if (cmd != CMD_INSERT)
+		w->old_slot = ExecInitExtraTupleSlot(w->estate, desc,
+											 table_slot_callbacks(rel));
 	constr = desc->constr;
-	if (e->valid && !e->busy && writer_cache_usable(e))
+	if (cmd == CMD_DELETE)
+	{
+		/* a DELETE neither checks constraints nor writes index entries */
+	}
+	else if (e->valid && !e->busy && writer_cache_usable(e))
 	{
 		e->busy = true;
 		w->uses_cache = true;
@@ -752,9 +833,9 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 		if (e->ncheck > 0)
 		{
 			/* what ExecRelCheck would build, from the states we keep */
-			w->rri->ri_ConstraintExprs = palloc(sizeof(ExprState *) * e->ncheck);
+			RRI_CHECK_EXPRS(w->rri) = palloc(sizeof(ExprState *) * e->ncheck);
 			for (int i = 0; i < e->ncheck; i++)
-				w->rri->ri_ConstraintExprs[i] = e->check_state[i] ? e->check_state[i] :
+				RRI_CHECK_EXPRS(w->rri)[i] = e->check_state[i] ? e->check_state[i] :
 					ExecPrepareExpr((Expr *) stringToNode(constr->check[i].ccbin),
 									w->estate);
 		}
@@ -785,7 +866,7 @@ QueueRowWriter *
 queue_row_writer_open(const char *relname, const QueueColumn *columns,
 					  int ncolumns)
 {
-	return writer_open(relname, columns, ncolumns, false);
+	return writer_open(relname, columns, ncolumns, CMD_INSERT);
 }
 
 /*
@@ -800,7 +881,23 @@ QueueRowWriter *
 queue_row_updater_open(const char *relname, const QueueColumn *columns,
 					   int ncolumns)
 {
-	return writer_open(relname, columns, ncolumns, true);
+	return writer_open(relname, columns, ncolumns, CMD_UPDATE);
+}
+
+/*
+ * queue_row_deleter_open
+ *		A deleter of rows of queue.<relname>, found by the table's primary
+ *		key (a btree index of one column): the caller's columns are those it
+ *		reads (queue_row_writer_get) of the rows it deletes.  NULL if the
+ *		table is one a writer must not write: the caller then runs its
+ *		DELETE statement.  columns must be a static array, as for
+ *		queue_row_writer_open.
+ */
+QueueRowWriter *
+queue_row_deleter_open(const char *relname, const QueueColumn *columns,
+					   int ncolumns)
+{
+	return writer_open(relname, columns, ncolumns, CMD_DELETE);
 }
 
 /*
@@ -812,7 +909,7 @@ queue_row_writer_set(QueueRowWriter *w, int i, Datum value, bool isnull)
 {
 	w->values[w->map[i] - 1] = value;
 	w->isnull[w->map[i] - 1] = isnull;
-	if (w->updates &&
+	if (w->cmd == CMD_UPDATE &&
 		!bms_is_member(w->map[i] - FirstLowInvalidHeapAttributeNumber, *w->updated_cols))
 	{
 		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
@@ -837,6 +934,31 @@ queue_row_writer_get(QueueRowWriter *w, int i, bool *isnull)
 }
 
 /*
+ * queue_row_writer_get_copy
+ *		queue_row_writer_get, copied into the current memory context: for a
+ *		value that must outlive the fetched row's buffer pin.
+ */
+Datum
+queue_row_writer_get_copy(QueueRowWriter *w, int i, bool *isnull)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel), w->map[i] - 1);
+	Datum		value = queue_row_writer_get(w, i, isnull);
+
+	return *isnull ? (Datum) 0 : datumCopy(value, att->attbyval, att->attlen);
+}
+
+/* load_row: makes the row in old_slot the writer's row. */
+static void
+load_row(QueueRowWriter *w)
+{
+	int			natts = RelationGetDescr(w->rel)->natts;
+
+	slot_getallattrs(w->old_slot);
+	memcpy(w->values, w->old_slot->tts_values, sizeof(Datum) * natts);
+	memcpy(w->isnull, w->old_slot->tts_isnull, sizeof(bool) * natts);
+}
+
+/*
  * queue_row_writer_fetch
  *		Reads the row version at tid into the updater's row.  The caller
  *		has locked that version (SELECT ... FOR UPDATE in this transaction),
@@ -845,16 +967,113 @@ queue_row_writer_get(QueueRowWriter *w, int i, bool *isnull)
 void
 queue_row_writer_fetch(QueueRowWriter *w, ItemPointer tid)
 {
-	TupleDesc	desc = RelationGetDescr(w->rel);
-
-	Assert(w->updates);
+	Assert(w->cmd == CMD_UPDATE);
 	if (!table_tuple_fetch_row_version(w->rel, tid, SnapshotAny, w->old_slot))
 		elog(ERROR, "could not fetch locked row (%u,%u) of %s",
 			 ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid),
 			 RelationGetRelationName(w->rel));
-	slot_getallattrs(w->old_slot);
-	memcpy(w->values, w->old_slot->tts_values, sizeof(Datum) * desc->natts);
-	memcpy(w->isnull, w->old_slot->tts_isnull, sizeof(bool) * desc->natts);
+	load_row(w);
+}
+
+/*
+ * fetch_by_key
+ *		Reads the version of the row with primary key key that snapshot
+ *		sees into the deleter's row; false if there is none.
+ */
+static bool
+fetch_by_key(QueueRowWriter *w, Datum key, Snapshot snapshot)
+{
+	ScanKeyData skey;
+	IndexScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, w->key_eq_proc, key);
+#if PG_VERSION_NUM >= 180000
+	scan = index_beginscan(w->rel, w->key_index, snapshot, NULL, 1, 0);
+#else
+	scan = index_beginscan(w->rel, w->key_index, snapshot, 1, 0);
+#endif
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, w->old_slot);
+	index_endscan(scan);
+	if (found)
+		load_row(w);
+	return found;
+}
+
+/*
+ * queue_row_writer_delete
+ *		Deletes the row whose primary key is key if the deleter's column i
+ *		holds value (binary equality), as "DELETE ... WHERE pk = key AND
+ *		column = value" does in this transaction; returns whether it did.
+ *		The deleted row stays readable (queue_row_writer_get) until the
+ *		next call or the close.
+ *
+ * The row is the version the active snapshot sees.  When another
+ * transaction updated or deleted it since, the executor's rules apply: in
+ * READ COMMITTED, the delete waits for that transaction, then locks the
+ * row's latest version and checks the condition again on it (what
+ * EvalPlanQual does for a DELETE); in REPEATABLE READ and SERIALIZABLE it
+ * fails with a serialization failure.  A row this command already deleted
+ * is left alone.
+ */
+bool
+queue_row_writer_delete(QueueRowWriter *w, Datum key, int i, Datum value)
+{
+	Snapshot	snapshot = GetActiveSnapshot();
+	CommandId	cid = GetCurrentCommandId(true);
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel), w->map[i] - 1);
+
+	Assert(w->cmd == CMD_DELETE);
+	if (!fetch_by_key(w, key, snapshot))
+		return false;
+	for (;;)
+	{
+		ItemPointerData tid;
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		if (w->isnull[w->map[i] - 1] ||
+			!datumIsEqual(w->values[w->map[i] - 1], value, att->attbyval, att->attlen))
+			return false;
+		tid = w->old_slot->tts_tid;
+		result = table_tuple_delete(w->rel, &tid, cid, snapshot, InvalidSnapshot,
+									true, &tmfd, false);
+		switch (result)
+		{
+			case TM_Ok:
+				return true;
+			case TM_SelfModified:
+				/* deleted or updated by this command already */
+				return false;
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				result = table_tuple_lock(w->rel, &tid, snapshot, w->old_slot, cid,
+										  LockTupleExclusive, LockWaitBlock,
+										  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+				if (result != TM_Ok)
+				{
+					/* deleted meanwhile, or updated by this transaction */
+					if (result != TM_Deleted && result != TM_SelfModified)
+						elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+					return false;
+				}
+				/* the latest version, locked: check it, then delete it */
+				load_row(w);
+				break;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				return false;
+			default:
+				elog(ERROR, "unexpected table_tuple_delete status: %u", result);
+		}
+	}
 }
 
 /*
@@ -872,7 +1091,7 @@ queue_row_writer_update(QueueRowWriter *w, ItemPointer tid)
 	TupleTableSlot *slot;
 	bool		index_entries;
 
-	Assert(w->updates);
+	Assert(w->cmd == CMD_UPDATE);
 	if (w->slots[0] == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
@@ -1003,6 +1222,8 @@ void
 queue_row_writer_close(QueueRowWriter *w)
 {
 	flush_rows(w);
+	if (w->key_index != NULL)
+		index_close(w->key_index, NoLock);
 	ExecCloseIndices(w->rri);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
