@@ -195,6 +195,16 @@ SELECT count(*) AS completed FROM (
 SELECT count(*) AS live FROM queue.job WHERE queue_id = queue._queue_id('cw');
 SELECT * FROM pg_temp.check_indexes();
 
+-- A claim and its completion in one REPEATABLE READ transaction: the
+-- completion sees the claim.
+SELECT queue.enqueue('cw', '{"n": 13}') > 0 AS enqueued;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+CREATE TEMP TABLE rr_held AS SELECT job_id, lease_token FROM queue.claim('cw', 'cw-rr', 1);
+SELECT count(*) AS completed FROM (SELECT queue.complete(job_id, lease_token) FROM rr_held) c;
+COMMIT;
+SELECT state, worker FROM queue.job_archive
+ WHERE queue_id = queue._queue_id('cw') AND payload = '{"n": 13}';
+
 -- All of the above went through the deleter: no DELETE plan.
 SELECT count(*) FILTER (WHERE ident LIKE '%DELETE FROM queue.job%') AS delete_plans
   FROM pg_backend_memory_contexts;

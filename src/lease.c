@@ -1120,7 +1120,9 @@ static const int archive_sources[ARCOL_COUNT] = {
  * checked again in its new version, and then carries another token).  As
  * SPI does before a statement, the command counter is advanced and a
  * snapshot taken first, so that the deletes see what this transaction did
- * until now, a claim earlier in the same query included.
+ * until now, a claim earlier in the same query included.  (A queue lookup
+ * that runs SQL advances the command counter on the way; the batch holds
+ * no id twice, so no job is looked for after its own delete.)
  */
 static void
 complete_rows(QueueRowWriter *d, QueueRowWriter *w, LeaseBatch *b,
@@ -1143,27 +1145,28 @@ complete_rows(QueueRowWriter *d, QueueRowWriter *w, LeaseBatch *b,
 		if (!queue_row_writer_delete(d, b->ids[i], DCOL_LEASE_TOKEN, b->tokens[i]))
 			queue_report_stale_lease(DatumGetInt64(b->ids[i]), b->tokens[i]);
 		queue_id = DatumGetInt32(queue_row_writer_get(d, DCOL_QUEUE_ID, &isnull));
-		if (queue.id != queue_id)
-			queue_lookup_id(queue_id, &queue);
+		/* a job whose queue is gone is not deleted by the statement either */
+		if (queue.id != queue_id && !queue_lookup_id(queue_id, &queue))
+			queue_report_stale_lease(DatumGetInt64(b->ids[i]), b->tokens[i]);
 
-		/* what settle_finished needs; the group key only of an ordered queue */
+		/* what settle_finished needs (copied: used after the deleter closes) */
 		job->values[FJ_ID] = b->ids[i];
 		job->isnull[FJ_ID] = false;
 		job->values[FJ_QUEUE_ID] = Int32GetDatum(queue_id);
 		job->isnull[FJ_QUEUE_ID] = false;
 		job->values[FJ_GROUP_KEY] = queue_row_writer_get_copy(d, DCOL_GROUP_KEY,
 															  &job->isnull[FJ_GROUP_KEY]);
-		if (!queue.ordered)
+		if (!queue.ordered)		/* only an ordered queue promotes */
 			job->isnull[FJ_GROUP_KEY] = true;
-		job->values[FJ_SAGA_ID] = queue_row_writer_get(d, DCOL_SAGA_ID,
-													   &job->isnull[FJ_SAGA_ID]);
-		job->values[FJ_SAGA_STEP] = queue_row_writer_get(d, DCOL_SAGA_STEP,
-														 &job->isnull[FJ_SAGA_STEP]);
+		job->values[FJ_SAGA_ID] = queue_row_writer_get_copy(d, DCOL_SAGA_ID,
+															&job->isnull[FJ_SAGA_ID]);
+		job->values[FJ_SAGA_STEP] = queue_row_writer_get_copy(d, DCOL_SAGA_STEP,
+															  &job->isnull[FJ_SAGA_STEP]);
 		job->values[FJ_SAGA_COMPENSATION] =
-			queue_row_writer_get(d, DCOL_SAGA_COMPENSATION,
-								 &job->isnull[FJ_SAGA_COMPENSATION]);
-		job->values[FJ_ATTEMPTS] = queue_row_writer_get(d, DCOL_ATTEMPTS,
-														&job->isnull[FJ_ATTEMPTS]);
+			queue_row_writer_get_copy(d, DCOL_SAGA_COMPENSATION,
+									  &job->isnull[FJ_SAGA_COMPENSATION]);
+		job->values[FJ_ATTEMPTS] = queue_row_writer_get_copy(d, DCOL_ATTEMPTS,
+															 &job->isnull[FJ_ATTEMPTS]);
 		job->values[FJ_RESULT] = b->extra[i];
 		job->isnull[FJ_RESULT] = b->extra_null[i];
 		job->values[FJ_ERROR] = (Datum) 0;

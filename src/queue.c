@@ -362,9 +362,50 @@ queue_cache_invalidate_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The columns of queue.queue a QueueInfo holds, then the queue's name, as
+ * queue_read reads them.
+ */
+#define QUEUE_INFO_COLUMNS \
+	"id, paused, max_attempts, lease_timeout, ordered, retention > interval '0', name"
+
+/*
+ * queue_read
+ *		Runs plan (a lookup of one queue.queue row by key, its columns
+ *		QUEUE_INFO_COLUMNS), fills *info from the row and returns true, or
+ *		returns false when there is none.  With use_cache, keeps the row
+ *		(see queue_cache_store).
+ */
+static bool
+queue_read(SPIPlanPtr plan, Datum key, QueueInfo *info, bool use_cache,
+		   uint64 generation)
+{
+	int			rc = SPI_execute_plan(plan, &key, NULL, false, 1);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	info->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	info->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
+	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+	info->keeps_finished = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	if (use_cache)
+		queue_cache_store(TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull)),
+						  info, generation);
+	return true;
+}
+
+/*
  * queue_lookup_if_exists
  *		Fills *info for the named queue and returns true, or returns false
- *		when there is no such queue.
+ *		when there is none.
  *
  * Must be called inside SPI_connect.  The query runs with read_only false:
  * in READ COMMITTED it takes a new snapshot: after waiting for the name
@@ -372,103 +413,46 @@ queue_cache_invalidate_trigger(PG_FUNCTION_ARGS)
  * meanwhile.  Outside a transaction snapshot, rows come from the cache
  * above when they can.
  */
-/*
- * The columns of queue.queue a QueueInfo holds, as queue_info_from_row
- * reads them.
- */
-#define QUEUE_INFO_COLUMNS \
-	"id, paused, max_attempts, lease_timeout, ordered, retention > interval '0'"
-#define QUEUE_INFO_NCOLUMNS		6
-
-/* queue_info_from_row: fills *info from the first row of SPI_tuptable. */
-static void
-queue_info_from_row(QueueInfo *info)
-{
-	HeapTuple	tup = SPI_tuptable->vals[0];
-	TupleDesc	desc = SPI_tuptable->tupdesc;
-	bool		isnull;
-
-	info->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	info->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
-	info->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-	info->lease_timeout = *DatumGetIntervalP(SPI_getbinval(tup, desc, 4, &isnull));
-	info->ordered = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-	info->keeps_finished = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-}
-
 bool
 queue_lookup_if_exists(const char *name, QueueInfo *info)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[1] = {TEXTOID};
 	bool		use_cache = !IsolationUsesXactSnapshot();
-	uint64		generation = 0;
-	Datum		values[1];
-	int			rc;
+	uint64		generation;
 
-	if (use_cache)
-	{
-		if (queue_cache_lookup(name, info))
-			return true;
-		generation = queue_cache_generation;
-	}
-
-	values[0] = CStringGetTextDatum(name);
-	rc = SPI_execute_plan(queue_plan(&plan,
-									 "SELECT " QUEUE_INFO_COLUMNS
-									 "  FROM queue.queue WHERE name = $1",
-									 1, argtypes),
-						  values, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return false;
-	queue_info_from_row(info);
-	if (use_cache)
-		queue_cache_store(name, info, generation);
-	return true;
+	if (use_cache && queue_cache_lookup(name, info))
+		return true;
+	generation = queue_cache_generation;
+	return queue_read(queue_plan(&plan,
+								 "SELECT " QUEUE_INFO_COLUMNS
+								 "  FROM queue.queue WHERE name = $1",
+								 1, argtypes),
+					  CStringGetTextDatum(name), info, use_cache, generation);
 }
 
 /*
  * queue_lookup_id
- *		Fills *info for the queue of the given id, or raises an error if
- *		there is none (a job's queue always exists).  Must be called inside
+ *		Fills *info for the queue of the given id and returns true, or
+ *		returns false when there is none.  Must be called inside
  *		SPI_connect; as queue_lookup_if_exists, from the cache when it can.
  */
-void
+bool
 queue_lookup_id(int32 id, QueueInfo *info)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[1] = {INT4OID};
 	bool		use_cache = !IsolationUsesXactSnapshot();
-	uint64		generation = 0;
-	Datum		values[1];
-	bool		isnull;
-	char	   *name;
-	int			rc;
+	uint64		generation;
 
-	if (use_cache)
-	{
-		if (queue_cache_lookup_id(id, info))
-			return;
-		generation = queue_cache_generation;
-	}
-	values[0] = Int32GetDatum(id);
-	rc = SPI_execute_plan(queue_plan(&plan,
-									 "SELECT " QUEUE_INFO_COLUMNS ", name"
-									 "  FROM queue.queue WHERE id = $1",
-									 1, argtypes),
-						  values, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "queue lookup failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		elog(ERROR, "queue %d of a job does not exist", id);
-	queue_info_from_row(info);
-	name = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc,
-											 QUEUE_INFO_NCOLUMNS + 1, &isnull));
-	if (use_cache)
-		queue_cache_store(name, info, generation);
+	if (use_cache && queue_cache_lookup_id(id, info))
+		return true;
+	generation = queue_cache_generation;
+	return queue_read(queue_plan(&plan,
+								 "SELECT " QUEUE_INFO_COLUMNS
+								 "  FROM queue.queue WHERE id = $1",
+								 1, argtypes),
+					  Int32GetDatum(id), info, use_cache, generation);
 }
 
 /*

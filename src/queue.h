@@ -219,7 +219,7 @@ extern SPIPlanPtr queue_plan(SPIPlanPtr *cache, const char *sql,
 							 int nargs, const Oid *argtypes);
 extern void queue_lookup(const char *name, QueueInfo *info);
 extern bool queue_lookup_if_exists(const char *name, QueueInfo *info);
-extern void queue_lookup_id(int32 id, QueueInfo *info);
+extern bool queue_lookup_id(int32 id, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
 extern void queue_batch_error_callback(void *arg);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);

@@ -727,20 +727,26 @@ init_range_table(QueueRowWriter *w)
 
 /*
  * open_key_index
- *		Opens rel's primary key for a deleter's lookups, if it is a btree
- *		index of one column; false otherwise.
+ *		Opens rel's primary key for a deleter's lookups, if it is a unique
+ *		btree index of the caller's first column alone, of that column's
+ *		type; false otherwise.
  */
 static bool
 open_key_index(QueueRowWriter *w)
 {
+	Form_pg_attribute key = TupleDescAttr(RelationGetDescr(w->rel), w->map[0] - 1);
 	Relation	index;
 	Oid			eq;
 
+	/* RelationGetIndexList fills rd_pkindex (again, after a rebuild) */
+	list_free(RelationGetIndexList(w->rel));
 	if (!OidIsValid(w->rel->rd_pkindex))
 		return false;
 	index = index_open(w->rel->rd_pkindex, AccessShareLock);
-	if (index->rd_rel->relam != BTREE_AM_OID ||
-		IndexRelationGetNumberOfKeyAttributes(index) != 1)
+	if (index->rd_rel->relam != BTREE_AM_OID || !index->rd_index->indisunique ||
+		IndexRelationGetNumberOfKeyAttributes(index) != 1 ||
+		index->rd_index->indkey.values[0] != key->attnum ||
+		index->rd_opcintype[0] != key->atttypid)
 	{
 		index_close(index, NoLock);
 		return false;
@@ -887,8 +893,9 @@ queue_row_updater_open(const char *relname, const QueueColumn *columns,
 /*
  * queue_row_deleter_open
  *		A deleter of rows of queue.<relname>, found by the table's primary
- *		key (a btree index of one column): the caller's columns are those it
- *		reads (queue_row_writer_get) of the rows it deletes.  NULL if the
+ *		key: the caller's columns are those it reads (queue_row_writer_get)
+ *		of the rows it deletes, the first of them the key, which must be
+ *		the primary key's only column (else the deleter declines).  NULL if the
  *		table is one a writer must not write: the caller then runs its
  *		DELETE statement.  columns must be a static array, as for
  *		queue_row_writer_open.
@@ -1077,6 +1084,39 @@ queue_row_writer_delete(QueueRowWriter *w, Datum key, int i, Datum value)
 }
 
 /*
+ * checked_row
+ *		Puts the row being built into slot k of the writer, checks the
+ *		table's constraints on it (ExecConstraints: NOT NULL and every
+ *		CHECK), and returns the slot.
+ */
+static TupleTableSlot *
+checked_row(QueueRowWriter *w, int k)
+{
+	TupleDesc	desc = RelationGetDescr(w->rel);
+	TupleTableSlot *slot;
+
+	if (w->slots[k] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		w->slots[k] = ExecInitExtraTupleSlot(w->estate, desc,
+											 table_slot_callbacks(w->rel));
+		MemoryContextSwitchTo(old);
+	}
+	slot = w->slots[k];
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, w->isnull, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+	if (desc->constr != NULL)
+	{
+		ExecConstraints(w->rri, slot, w->estate);
+		ResetPerTupleExprContext(w->estate);
+	}
+	return slot;
+}
+
+/*
  * queue_row_writer_update
  *		Replaces the row version at tid (the one fetched last) with the
  *		updater's row, as an UPDATE statement does: the table's constraints
@@ -1087,29 +1127,11 @@ queue_row_writer_delete(QueueRowWriter *w, Datum key, int i, Datum value)
 void
 queue_row_writer_update(QueueRowWriter *w, ItemPointer tid)
 {
-	TupleDesc	desc = RelationGetDescr(w->rel);
 	TupleTableSlot *slot;
 	bool		index_entries;
 
 	Assert(w->cmd == CMD_UPDATE);
-	if (w->slots[0] == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
-
-		w->slots[0] = ExecInitExtraTupleSlot(w->estate, desc,
-											 table_slot_callbacks(w->rel));
-		MemoryContextSwitchTo(old);
-	}
-	slot = w->slots[0];
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
-	memcpy(slot->tts_isnull, w->isnull, sizeof(bool) * desc->natts);
-	ExecStoreVirtualTuple(slot);
-	if (desc->constr != NULL)
-	{
-		ExecConstraints(w->rri, slot, w->estate);
-		ResetPerTupleExprContext(w->estate);
-	}
+	slot = checked_row(w, 0);
 #if PG_VERSION_NUM >= 160000
 	{
 		TU_UpdateIndexes update_indexes;
@@ -1185,26 +1207,8 @@ void
 queue_row_writer_insert(QueueRowWriter *w)
 {
 	TupleDesc	desc = RelationGetDescr(w->rel);
-	TupleTableSlot *slot;
 
-	if (w->slots[w->nbuffered] == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
-
-		w->slots[w->nbuffered] = ExecInitExtraTupleSlot(w->estate, desc,
-														table_slot_callbacks(w->rel));
-		MemoryContextSwitchTo(old);
-	}
-	slot = w->slots[w->nbuffered];
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
-	memcpy(slot->tts_isnull, w->isnull, sizeof(bool) * desc->natts);
-	ExecStoreVirtualTuple(slot);
-	if (desc->constr != NULL)
-	{
-		ExecConstraints(w->rri, slot, w->estate);
-		ResetPerTupleExprContext(w->estate);
-	}
+	(void) checked_row(w, w->nbuffered);
 	w->nbuffered++;
 	if (w->nbuffered == QUEUE_ROW_WRITER_BUFFER)
 		flush_rows(w);
