@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * rowwriter.c
- *	  Inserting rows into the extension's own tables, and updating rows the
- *	  caller has locked, without planning and starting an INSERT or UPDATE
- *	  statement for each call.
+ *	  Inserting rows into the extension's own tables, updating rows the
+ *	  caller has locked, and deleting rows by primary key, without planning
+ *	  and starting an INSERT, UPDATE or DELETE statement for each call.
  *
  * An enqueue of one job through SPI spends most of its time not writing
  * the row but setting up the statement that writes it: executor start,
@@ -33,14 +33,22 @@
  * ExecInsertIndexTuples tells each index whether its key is unchanged, the
  * hint of bottom-up index deletion.  A claim writes its rows so.
  *
- * Whatever the writer cannot do exactly as an INSERT would, it declines,
+ * A deleter (queue_row_deleter_open) does what "DELETE ... WHERE pk = $1
+ * AND column = $2" does: the row the snapshot sees through the primary
+ * key, its column compared, the heap delete; a row another transaction
+ * changed meanwhile is handled by the executor's rules (see
+ * queue_row_writer_delete).  A completion deletes its jobs so.
+ *
+ * Whatever a writer cannot do exactly as its statement would, it declines,
  * and the caller falls back to its SQL statement: a table with triggers
  * (which also covers foreign keys and deferrable unique constraints) or
  * rules, a partition, a stored generated column, row-level security that
- * applies, no INSERT privilege (for an updater, no UPDATE or SELECT; the
- * statement then reports it), a column
- * the caller does not know that has a default or is NOT NULL, or a column
- * of another type or with a type modifier.  So a user's trigger or CHECK
+ * applies, no INSERT privilege (for an updater, no UPDATE or SELECT; for
+ * a deleter, no DELETE or SELECT; the statement then reports it), a
+ * column of another type or with a type modifier; for an INSERT, a column
+ * the caller does not know that has a default or is NOT NULL; for an
+ * UPDATE or DELETE, inheritance children; for a deleter, a primary key
+ * other than the caller's first column alone.  So a user's trigger or CHECK
  * on queue.job keeps its effect.
  *
  * What the executor rebuilds for every statement (the IndexInfo of each
@@ -607,10 +615,10 @@ writer_cache_entry(Relation rel, const QueueColumn *columns, int ncolumns,
 
 /*
  * writer_declines
- *		Whether rel is a table a writer must leave to the INSERT (or, for
- *		an updater, UPDATE) statement (see the header), from what can
- *		change without a relcache invalidation of rel (the role,
- *		row_security) or is cheap to read.
+ *		Whether rel is a table a writer for cmd must leave to the INSERT,
+ *		UPDATE or DELETE statement (see the header), from what can change
+ *		without a relcache invalidation of rel (the role, row_security) or
+ *		is cheap to read.
  */
 static bool
 writer_declines(Relation rel, CmdType cmd)
