@@ -308,10 +308,35 @@ SELECT count(*) AS archived FROM queue.job_archive WHERE queue_id = queue._queue
 SELECT count(*) AS live FROM queue.job WHERE queue_id = queue._queue_id('cw');
 
 
+-- A BEFORE DELETE trigger that skips the row: the job stays running, and
+-- the completion is refused with QU001, its detail saying why.
+CREATE FUNCTION pg_temp.skip() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NULL;
+END;
+$$;
+SELECT count(*) FROM queue.enqueue_many('cw', '[{"payload": {"n": 14}}]');
+CREATE TEMP TABLE skip_claim AS SELECT job_id, lease_token FROM queue.claim('cw', 'cw-skip', 1);
+CREATE TRIGGER user_skip BEFORE DELETE ON queue.job
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.skip();
+DO $$
+DECLARE
+	st text;
+	det text;
+BEGIN
+	PERFORM queue.complete(job_id, lease_token) FROM skip_claim;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, det = PG_EXCEPTION_DETAIL;
+	RAISE NOTICE '%: %', st, regexp_replace(det, 'Job [0-9]+', 'Job <id>');
+END;
+$$;
+DROP TRIGGER user_skip ON queue.job;
+SELECT state, worker FROM queue.job WHERE id = (SELECT job_id FROM skip_claim);
+DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
+
 -- A table that inherits from queue.job: an UPDATE or DELETE of queue.job
 -- reaches its rows, so the updater and the deleter decline, and the
 -- statements claim and complete its jobs too.
-DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw');
 CREATE TABLE queue.job_child () INHERITS (queue.job);
 INSERT INTO queue.job_child (queue_id, state, run_at, max_attempts, payload)
 VALUES (queue._queue_id('cw'), 'pending', now() - interval '1 minute', 5, '{"child": true}');

@@ -44,6 +44,7 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
@@ -262,11 +263,13 @@ queue_report_stale_lease(int64 job_id, Datum token)
 	values[0] = Int64GetDatum(job_id);
 	rc = SPI_execute_plan(queue_plan(&plan,
 									 "SELECT j.state, j.worker, j.attempts,"
-									 "       (SELECT s.definition_id FROM queue.saga s WHERE s.id = j.saga_id)"
+									 "       (SELECT s.definition_id FROM queue.saga s WHERE s.id = j.saga_id),"
+									 "       j.lease_token"
 									 "  FROM queue.job j WHERE j.id = $1"
 									 " UNION ALL "
 									 "SELECT a.state, a.worker, a.attempts,"
-									 "       (SELECT s.definition_id FROM queue.saga s WHERE s.id = a.saga_id)"
+									 "       (SELECT s.definition_id FROM queue.saga s WHERE s.id = a.saga_id),"
+									 "       NULL::uuid"
 									 "  FROM queue.job_archive a WHERE a.id = $1",
 									 1, argtypes),
 						  values, NULL, false, 1);
@@ -285,12 +288,17 @@ queue_report_stale_lease(int64 job_id, Datum token)
 		char	   *attempts = SPI_getvalue(tup, desc, 3);
 		bool		isnull;
 		Datum		definition = SPI_getbinval(tup, desc, 4, &isnull);
+		Datum		current;
 
 		/* a saga step: count the refusal (it survives the coming abort) */
 		if (!isnull)
 			queue_count_stale_saga(DatumGetInt32(definition));
 
-		if (strcmp(state, "running") == 0)
+		current = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull && datumIsEqual(current, token, false, UUID_LEN))
+			detail = psprintf("Job %lld still holds this lease, but the call left its row unchanged (a trigger on queue.job skipped it, or its queue is gone).",
+							  (long long) job_id);
+		else if (strcmp(state, "running") == 0)
 			detail = psprintf("Job %lld is running under another lease: attempt %s, held by worker \"%s\".",
 							  (long long) job_id, attempts, worker ? worker : "");
 		else if (strcmp(state, "pending") == 0)
