@@ -205,9 +205,30 @@ COMMIT;
 SELECT state, worker FROM queue.job_archive
  WHERE queue_id = queue._queue_id('cw') AND payload = '{"n": 13}';
 
+-- A job whose queue row is gone (deleted by hand): the completion is
+-- refused with QU001, as the statement refuses it, and changes nothing.
+SELECT queue.create_queue('cw_gone') IS NOT NULL AS created;
+SELECT queue.enqueue('cw_gone', '{"n": 17}') > 0 AS enqueued;
+CREATE TEMP TABLE gone_claim AS SELECT job_id, lease_token FROM queue.claim('cw_gone', 'cw-gone', 1);
+DELETE FROM queue.queue WHERE name = 'cw_gone';
+SELECT pg_temp.try_masked(format('SELECT queue.complete(%s, %L)', job_id, lease_token)) FROM gone_claim;
+SELECT state, worker FROM queue.job WHERE id = (SELECT job_id FROM gone_claim);
+DELETE FROM queue.job WHERE id = (SELECT job_id FROM gone_claim);
+
 -- All of the above went through the deleter: no DELETE plan.
 SELECT count(*) FILTER (WHERE ident LIKE '%DELETE FROM queue.job%') AS delete_plans
   FROM pg_backend_memory_contexts;
+
+-- A primary key that is not the id column alone: the deleter declines,
+-- and the statement completes the job.
+SELECT queue.enqueue('cw', '{"n": 15}') > 0 AS enqueued;
+BEGIN;
+ALTER TABLE queue.job DROP CONSTRAINT job_pkey, ADD PRIMARY KEY (id, queue_id);
+SELECT count(*) AS completed
+  FROM (SELECT queue.complete(job_id, lease_token) FROM queue.claim('cw', 'cw-pk', 1)) c;
+SELECT count(*) FILTER (WHERE ident LIKE 'WITH done AS%') > 0 AS statement_plans
+  FROM pg_backend_memory_contexts;
+ROLLBACK;
 
 --
 -- Fallbacks.  The same claims through the UPDATE statement (an AFTER
@@ -217,7 +238,7 @@ SELECT count(*) FILTER (WHERE ident LIKE '%DELETE FROM queue.job%') AS delete_pl
 CREATE TEMP TABLE fired (id bigint);
 CREATE FUNCTION pg_temp.note() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	INSERT INTO fired VALUES (NEW.id);
+	INSERT INTO fired VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
 	RETURN NULL;
 END;
 $$;
@@ -256,14 +277,8 @@ SELECT * FROM pg_temp.check_indexes();
 -- The same completions through the DELETE statement (an AFTER DELETE
 -- trigger makes the deleter decline; it then fires for each completed job).
 TRUNCATE fired;
-CREATE FUNCTION pg_temp.note_old() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO fired VALUES (OLD.id);
-	RETURN NULL;
-END;
-$$;
 CREATE TRIGGER user_note AFTER DELETE ON queue.job
-	FOR EACH ROW EXECUTE FUNCTION pg_temp.note_old();
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.note();
 SELECT count(*) FROM pg_temp.two();
 SELECT pg_temp.finish();
 SELECT count(*) AS trigger_fired FROM fired;
@@ -281,6 +296,16 @@ SELECT state, priority, attempts, max_attempts, retry_policy, headers,
   FROM queue.job_archive
  WHERE queue_id = queue._queue_id('cw') AND payload = '{"n": 2}' LIMIT 1;
 
+-- Rules on queue.job are not supported: with one, the UPDATE statement a
+-- claim falls back to cannot run (0A000).
+SELECT count(*) FROM queue.enqueue_many('cw', '[{"payload": {"n": 16}}]');
+CREATE TABLE public.cw_rule_log (id bigint);
+CREATE RULE user_rule AS ON UPDATE TO queue.job
+	DO ALSO INSERT INTO public.cw_rule_log VALUES (NEW.id);
+SELECT pg_temp.try($$SELECT queue.claim('cw', 'cw-rule', 1)$$);
+DROP RULE user_rule ON queue.job;
+DROP TABLE public.cw_rule_log;
+DELETE FROM queue.job WHERE queue_id = queue._queue_id('cw') AND state = 'pending';
 
 -- A publication of updates and deletes with a row filter on a column that
 -- is not in the replica identity: the updater and the deleter refuse, as

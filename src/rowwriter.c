@@ -166,6 +166,8 @@ typedef struct WriterCacheEntry
 	uint64		last_used;		/* for the choice of an entry to reuse */
 	MemoryContext cxt;			/* what the entry holds, NULL if nothing */
 	bool		fits;			/* the columns fit the table (else decline) */
+	Oid			key_index;		/* a deleter's: the primary key */
+	RegProcedure key_eq_proc;	/* its equality function */
 	AttrNumber *map;			/* caller's column i is attribute map[i] */
 	int			natts;
 	int			ncheck;
@@ -374,6 +376,46 @@ map_columns(TupleDesc desc, const QueueColumn *columns, int ncolumns,
 }
 
 /*
+ * find_key_index
+ *		Whether rel's primary key is a unique btree index of attribute
+ *		attnum alone, of that attribute's type, as a deleter needs; sets
+ *		*index_oid and *eq_proc, its equality function.
+ */
+static bool
+find_key_index(Relation rel, AttrNumber attnum, Oid *index_oid,
+			   RegProcedure *eq_proc)
+{
+	Form_pg_attribute key = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	Relation	index;
+	bool		fits;
+
+	/* RelationGetIndexList fills rd_pkindex (again, after a rebuild) */
+	list_free(RelationGetIndexList(rel));
+	if (!OidIsValid(rel->rd_pkindex))
+		return false;
+	index = index_open(rel->rd_pkindex, AccessShareLock);
+	fits = (index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indisunique &&
+			IndexRelationGetNumberOfKeyAttributes(index) == 1 &&
+			index->rd_index->indkey.values[0] == attnum &&
+			index->rd_opcintype[0] == key->atttypid);
+	if (fits)
+	{
+		Oid			eq = get_opfamily_member(index->rd_opfamily[0],
+											 index->rd_opcintype[0],
+											 index->rd_opcintype[0],
+											 BTEqualStrategyNumber);
+
+		if (!OidIsValid(eq))
+			elog(ERROR, "missing equality operator for the primary key of %s",
+				 RelationGetRelationName(rel));
+		*index_oid = RelationGetRelid(index);
+		*eq_proc = get_opcode(eq);
+	}
+	index_close(index, NoLock);
+	return fits;
+}
+
+/*
  * writer_cache_invalidate
  *		Relcache invalidation callback: marks stale the entries of relid, or
  *		of the table relid is an index of (or all, for InvalidOid).
@@ -493,6 +535,10 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		e->valid = true;
 
 		e->fits = map_columns(desc, columns, ncolumns, cmd, e->map);
+		/* a deleter finds its rows by the primary key, its first column */
+		if (cmd == CMD_DELETE && e->fits)
+			e->fits = find_key_index(rel, e->map[0], &e->key_index,
+									 &e->key_eq_proc);
 		for (i = 0; i < e->ncheck; i++)
 		{
 			Node	   *planned;
@@ -734,42 +780,6 @@ init_range_table(QueueRowWriter *w)
 }
 
 /*
- * open_key_index
- *		Opens rel's primary key for a deleter's lookups, if it is a unique
- *		btree index of the caller's first column alone, of that column's
- *		type; false otherwise.
- */
-static bool
-open_key_index(QueueRowWriter *w)
-{
-	Form_pg_attribute key = TupleDescAttr(RelationGetDescr(w->rel), w->map[0] - 1);
-	Relation	index;
-	Oid			eq;
-
-	/* RelationGetIndexList fills rd_pkindex (again, after a rebuild) */
-	list_free(RelationGetIndexList(w->rel));
-	if (!OidIsValid(w->rel->rd_pkindex))
-		return false;
-	index = index_open(w->rel->rd_pkindex, AccessShareLock);
-	if (index->rd_rel->relam != BTREE_AM_OID || !index->rd_index->indisunique ||
-		IndexRelationGetNumberOfKeyAttributes(index) != 1 ||
-		index->rd_index->indkey.values[0] != key->attnum ||
-		index->rd_opcintype[0] != key->atttypid)
-	{
-		index_close(index, NoLock);
-		return false;
-	}
-	eq = get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
-							 index->rd_opcintype[0], BTEqualStrategyNumber);
-	if (!OidIsValid(eq))
-		elog(ERROR, "missing equality operator for the primary key of %s",
-			 RelationGetRelationName(w->rel));
-	w->key_index = index;
-	w->key_eq_proc = get_opcode(eq);
-	return true;
-}
-
-/*
  * writer_open
  *		A writer of rows of queue.<relname> with the given columns, for
  *		cmd (CMD_INSERT: queue_row_writer_open; CMD_UPDATE and CMD_DELETE:
@@ -815,11 +825,10 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 	w->cache_entry = e;
 	w->cache_generation = e->generation;
 	w->cmd = cmd;
-	if (cmd == CMD_DELETE && !open_key_index(w))
+	if (cmd == CMD_DELETE)
 	{
-		table_close(rel, NoLock);
-		pfree(w);
-		return NULL;
+		w->key_index = index_open(e->key_index, AccessShareLock);
+		w->key_eq_proc = e->key_eq_proc;
 	}
 	w->estate = CreateExecutorState();
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
