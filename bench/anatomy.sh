@@ -12,13 +12,15 @@
 #
 #   queue      queue.enqueue / queue.enqueue_many: the row writer, queue.job
 #   job        INSERT of the row enqueue writes into queue.job itself: its
-#              five indexes (primary key, claim order, and the partial ones
-#              for leases, groups and deadlines) and three CHECK constraints
+#              six indexes (primary key, claim order, and the partial ones
+#              for leases, groups, deadlines and deduplication keys) and
+#              three CHECK constraints
 #   claim_pk   the same row into a copy of queue.job's columns, defaults and
 #              CHECK constraints with only the primary key and the claim
 #              order's index (what the partial indexes cost)
-#   pk         the same row into a copy with only the primary key (what the
-#              claim index and the constraints cost; the rest is the row)
+#   pk         the same row into a copy of the columns and defaults with only
+#              the primary key (what the claim index and the constraints
+#              cost, together; the rest is the row)
 #   baseline   bench_naive (id, payload), as bench/run.sh's baseline
 #
 # One private server (bench/run.sh's settings, bench/common.sh); the
@@ -33,7 +35,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
 rounds=3 duration=10 clients=8
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift ;;
