@@ -18,9 +18,11 @@
 #   claim_pk   the same row into a copy of queue.job's columns, defaults and
 #              CHECK constraints with only the primary key and the claim
 #              order's index (what the partial indexes cost)
+#   check_pk   the same with only the primary key (what the claim index
+#              costs)
 #   pk         the same row into a copy of the columns and defaults with only
-#              the primary key (what the claim index and the constraints
-#              cost, together; the rest is the row)
+#              the primary key (what the CHECK constraints cost; the rest is
+#              the row)
 #   baseline   bench_naive (id, payload), as bench/run.sh's baseline
 #
 # One private server (bench/run.sh's settings, bench/common.sh); the
@@ -35,7 +37,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
 rounds=3 duration=10 clients=8
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift ;;
@@ -73,6 +75,8 @@ psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 CREATE TABLE bench_job_claim_pk (LIKE queue.job INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
                                  PRIMARY KEY (id));
 CREATE INDEX ON bench_job_claim_pk (queue_id, priority DESC, run_at, id) WHERE state <> 'blocked';
+CREATE TABLE bench_job_check_pk (LIKE queue.job INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+                                 PRIMARY KEY (id));
 CREATE TABLE bench_job_pk (LIKE queue.job INCLUDING DEFAULTS, PRIMARY KEY (id));
 SQL
 echo "anatomy: PostgreSQL $(q 'SHOW server_version') in $CLUSTER_DIR, port $CLUSTER_PORT; $(settings_text)"
@@ -82,7 +86,7 @@ echo "anatomy: $rounds round(s), $duration s per run, $clients clients"
 # the queue "bench" (max_attempts 5), as one row or 100.
 qid=$(q "SELECT id FROM queue.queue WHERE name = 'bench'")
 columns="queue_id, state, priority, run_at, attempts, max_attempts, payload"
-for t in queue.job bench_job_claim_pk bench_job_pk; do
+for t in queue.job bench_job_claim_pk bench_job_check_pk bench_job_pk; do
     v=$t; v=${v#queue.}; v=${v#bench_job_}
     cat >"$work/$v.sql" <<SQL
 \\set n random(1, 1000000000)
@@ -106,12 +110,13 @@ table_of() {
     case "$1" in
         queue|job) echo queue.job ;;
         claim_pk) echo bench_job_claim_pk ;;
+        check_pk) echo bench_job_check_pk ;;
         pk) echo bench_job_pk ;;
         baseline) echo bench_naive ;;
     esac
 }
 
-variants=(queue job claim_pk pk baseline)
+variants=(queue job claim_pk check_pk pk baseline)
 results=$work/results
 for ((r = 1; r <= rounds; r++)); do
     for ((i = 0; i < ${#variants[@]}; i++)); do
@@ -119,7 +124,7 @@ for ((r = 1; r <= rounds; r++)); do
         for w in single batch; do
             script=$work/$v.sql
             [ $w = single ] || script=$work/${v}_batch.sql
-            q "TRUNCATE queue.job, queue.job_archive, bench_naive, bench_job_claim_pk, bench_job_pk"
+            q "TRUNCATE queue.job, queue.job_archive, bench_naive, bench_job_claim_pk, bench_job_check_pk, bench_job_pk"
             q CHECKPOINT
             pgbench -n -M prepared -c "$clients" -j "$((clients < 2 ? clients : 2))" -T "$duration" \
                 -f "$script" >"$work/pgbench.log" 2>&1 ||
@@ -137,9 +142,9 @@ echo "variant  workload     jobs/s   / baseline"
 awk -v d="$duration" '
     { s[$2, $3] += $4 / d; n[$2, $3]++ }
     END {
-        split("queue job claim_pk pk baseline", order, " ")
+        nv = split("queue job claim_pk check_pk pk baseline", order, " ")
         split("single batch", wl, " ")
-        for (i = 1; i <= 5; i++)
+        for (i = 1; i <= nv; i++)
             for (j = 1; j <= 2; j++) {
                 k = order[i] SUBSEP wl[j]; b = "baseline" SUBSEP wl[j]
                 printf "%-8s %-8s %10.0f   %10.2f\n", order[i], wl[j], s[k] / n[k], (s[k] / n[k]) / (s[b] / n[b])
