@@ -68,16 +68,7 @@ source scripts/lib/cluster.sh
 source scripts/lib/private.sh
 source bench/common.sh
 
-work=$(mktemp -d /tmp/queue-ab.XXXXXX)
-finish() {
-    local rc=$?
-    cluster_stop
-    rm -rf "$work"
-    [ $rc -eq 0 ] || echo "ab: FAILED (exit $rc)" >&2
-    exit $rc
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
+bench_workdir ab
 
 declare -A bin
 for t in old new; do

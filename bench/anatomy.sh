@@ -56,16 +56,7 @@ if [ "$(id -u)" = 0 ] && [ "${SKIP_SETUP:-0}" != 1 ]; then bash scripts/setup.sh
 source scripts/lib/cluster.sh
 source bench/common.sh
 
-work=$(mktemp -d /tmp/queue-anatomy.XXXXXX)
-finish() {
-    local rc=$?
-    cluster_stop
-    rm -rf "$work"
-    [ $rc -eq 0 ] || echo "anatomy: FAILED (exit $rc)" >&2
-    exit $rc
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
+bench_workdir anatomy
 
 cluster_start anatomy 5491 5499 "${bench_settings[@]}"
 bench_schema

@@ -14,6 +14,10 @@
 #                    queue, by enqueue_many in calls of 10,000, the
 #                    largest queue.max_batch_size allows) or into the
 #                    baseline's table (any other SYSTEM)
+#   bench_workdir NAME
+#                    makes the temp dir $work and, on exit, stops the
+#                    cluster and removes the dir; a failure is reported
+#                    as "NAME: FAILED" (bench/ab.sh, bench/anatomy.sh)
 
 bench_settings=("shared_buffers = 1GB" "max_connections = 200" "synchronous_commit = off"
                 "max_wal_size = 8GB" "checkpoint_timeout = 30min")
@@ -47,4 +51,19 @@ preload() {
            SELECT jsonb_build_object('task', 'resize-image', 'n', i) FROM generate_series(1, $n) i"
         q "VACUUM ANALYZE bench_naive"
     fi
+}
+
+bench_workdir() {
+    bench_name=$1
+    work=$(mktemp -d "/tmp/queue-$1.XXXXXX")
+    trap bench_finish EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_finish() {
+    local rc=$?
+    cluster_stop
+    rm -rf "$work"
+    [ $rc -eq 0 ] || echo "$bench_name: FAILED (exit $rc)" >&2
+    exit $rc
 }
