@@ -599,7 +599,7 @@ claim_run_updater(QueueRowWriter *w, SPIPlanPtr plan, Datum *values,
 
 			queue_row_writer_set(w, claim_lock_sets[c], value, isnull);
 		}
-		queue_row_writer_update(w, tid);
+		queue_row_writer_update(w);
 
 		/* copied: the next fetch lets go of this row's buffer */
 		for (int c = 0; c < CLAIM_RESULT_COLUMNS; c++)
@@ -1153,7 +1153,11 @@ complete_rows(QueueRowWriter *d, QueueRowWriter *w, LeaseBatch *b,
 		if (!queue_row_writer_delete(d, b->ids[i], DCOL_LEASE_TOKEN, b->tokens[i]))
 			queue_report_stale_lease(DatumGetInt64(b->ids[i]), b->tokens[i]);
 		queue_id = DatumGetInt32(queue_row_writer_get(d, DCOL_QUEUE_ID, &isnull));
-		/* a job whose queue is gone is not deleted by the statement either */
+		/*
+		 * A job whose queue is gone: QU001, as the statement gives (its
+		 * DELETE returns only rows joined to their queue); the error rolls
+		 * the delete back.
+		 */
 		if (queue.id != queue_id && !queue_lookup_id(queue_id, &queue))
 			queue_report_stale_lease(DatumGetInt64(b->ids[i]), b->tokens[i]);
 

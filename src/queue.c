@@ -230,7 +230,7 @@ queue_cache_lookup(const char *name, QueueInfo *info)
 	if (queue_cache == NULL || strlen(name) > QUEUE_NAME_MAXLEN)
 		return false;
 	entry = hash_search(queue_cache, name, HASH_FIND, NULL);
-	if (entry == NULL || entry->info.paused)
+	if (entry == NULL)
 		return false;
 	*info = entry->info;
 	return true;
@@ -253,7 +253,7 @@ queue_cache_lookup_id(int32 id, QueueInfo *info)
 	hash_seq_init(&status, queue_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (entry->info.id == id && !entry->info.paused)
+		if (entry->info.id == id)
 		{
 			hash_seq_term(&status);
 			*info = entry->info;
@@ -300,15 +300,16 @@ queue_cache_trigger_enabled(void)
 
 /*
  * queue_cache_store
- *		Keeps a row read from queue.queue, unless an invalidation arrived
- *		since the generation the reader saw before its query.
+ *		Keeps a row read from queue.queue, unless the queue is paused (see
+ *		above) or an invalidation arrived since the generation the reader
+ *		saw before its query.
  */
 static void
 queue_cache_store(const char *name, const QueueInfo *info, uint64 generation)
 {
 	QueueCacheEntry *entry;
 
-	if (strlen(name) > QUEUE_NAME_MAXLEN)
+	if (info->paused || strlen(name) > QUEUE_NAME_MAXLEN)
 		return;
 	if (!OidIsValid(queue_cache_relid))
 	{

@@ -177,7 +177,7 @@ typedef struct JobSpec
 	bool		done;			/* inserted, or resolved to a live job */
 } JobSpec;
 
-/* rowwriter.c: inserting rows without an INSERT statement */
+/* rowwriter.c: writing rows without an INSERT, UPDATE or DELETE statement */
 typedef struct QueueColumn
 {
 	const char *name;
@@ -202,7 +202,7 @@ extern Datum queue_row_writer_get(QueueRowWriter *w, int i, bool *isnull);
 extern Datum queue_row_writer_get_copy(QueueRowWriter *w, int i, bool *isnull);
 extern void queue_row_writer_insert(QueueRowWriter *w);
 extern void queue_row_writer_fetch(QueueRowWriter *w, ItemPointer tid);
-extern void queue_row_writer_update(QueueRowWriter *w, ItemPointer tid);
+extern void queue_row_writer_update(QueueRowWriter *w);
 extern bool queue_row_writer_delete(QueueRowWriter *w, Datum key, int i,
 									Datum value);
 extern void queue_row_writer_close(QueueRowWriter *w);

@@ -539,7 +539,8 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		if (cmd == CMD_DELETE && e->fits)
 			e->fits = find_key_index(rel, e->map[0], &e->key_index,
 									 &e->key_eq_proc);
-		for (i = 0; i < e->ncheck; i++)
+		/* a deleter neither checks constraints nor writes index entries */
+		for (i = 0; i < e->ncheck && cmd != CMD_DELETE; i++)
 		{
 			Node	   *planned;
 
@@ -547,7 +548,7 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 								 &e->funcs))
 				e->check_state[i] = ExecInitExpr((Expr *) planned, NULL);
 		}
-		for (i = 0; i < e->nindexes; i++)
+		for (i = 0; i < e->nindexes && cmd != CMD_DELETE; i++)
 		{
 			Relation	index = index_open(e->index_oids[i], RowExclusiveLock);
 
@@ -946,8 +947,8 @@ queue_row_writer_set(QueueRowWriter *w, int i, Datum value, bool isnull)
 
 /*
  * queue_row_writer_get
- *		The value of the caller's column i in the row an updater fetched
- *		(or as set since).  A value of the fetched row points into its
+ *		The value of the caller's column i in the row an updater fetched or
+ *		a deleter found (or as set since).  A value of the fetched row points into its
  *		buffer page, valid until the next fetch or the close.
  */
 Datum
@@ -1047,6 +1048,7 @@ queue_row_writer_delete(QueueRowWriter *w, Datum key, int i, Datum value)
 	Snapshot	snapshot = GetActiveSnapshot();
 	CommandId	cid = GetCurrentCommandId(true);
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel), w->map[i] - 1);
+	Form_pg_attribute key_att = TupleDescAttr(RelationGetDescr(w->rel), w->map[0] - 1);
 
 	Assert(w->cmd == CMD_DELETE);
 	if (!fetch_by_key(w, key, snapshot))
@@ -1087,6 +1089,9 @@ queue_row_writer_delete(QueueRowWriter *w, Datum key, int i, Datum value)
 				}
 				/* the latest version, locked: check it, then delete it */
 				load_row(w);
+				if (!datumIsEqual(w->values[w->map[0] - 1], key, key_att->attbyval,
+								  key_att->attlen))
+					return false;
 				break;
 			case TM_Deleted:
 				if (IsolationUsesXactSnapshot())
@@ -1134,56 +1139,58 @@ checked_row(QueueRowWriter *w, int k)
 }
 
 /*
+ * insert_index_entries
+ *		The index entries of a row just written: as an INSERT makes them, or
+ *		(update) as an UPDATE does for a new row version, then with the
+ *		executor's hint for the indexes whose keys it left unchanged (and,
+ *		from PostgreSQL 16, only_summarizing after a HOT update).
+ */
+static inline void
+insert_index_entries(QueueRowWriter *w, TupleTableSlot *slot, bool update,
+					 bool only_summarizing)
+{
+#if PG_VERSION_NUM >= 160000
+	(void) ExecInsertIndexTuples(w->rri, slot, w->estate, update, false, NULL, NIL,
+								 only_summarizing);
+#else
+	Assert(!only_summarizing);
+	(void) ExecInsertIndexTuples(w->rri, slot, w->estate, update, false, NULL, NIL);
+#endif
+}
+
+/*
  * queue_row_writer_update
- *		Replaces the row version at tid (the one fetched last) with the
- *		updater's row, as an UPDATE statement does: the table's constraints
- *		checked on the new version, then the heap update (a HOT one when no
- *		indexed column changed), then, unless HOT, the new version's index
- *		entries, unique ones checked.
+ *		Replaces the row version fetched last with the updater's row, as an
+ *		UPDATE statement does: the table's constraints checked on the new
+ *		version, then the heap update (a HOT one when no indexed column
+ *		changed), then, unless HOT, the new version's index entries, unique
+ *		ones checked.
  */
 void
-queue_row_writer_update(QueueRowWriter *w, ItemPointer tid)
+queue_row_writer_update(QueueRowWriter *w)
 {
+	ItemPointerData otid = w->old_slot->tts_tid;
 	TupleTableSlot *slot;
 	bool		index_entries;
+	bool		only_summarizing = false;
+#if PG_VERSION_NUM >= 160000
+	TU_UpdateIndexes update_indexes;
+#endif
 
 	Assert(w->cmd == CMD_UPDATE);
 	slot = checked_row(w, 0);
 #if PG_VERSION_NUM >= 160000
-	{
-		TU_UpdateIndexes update_indexes;
-
-		simple_table_tuple_update(w->rel, tid, slot, GetActiveSnapshot(),
-								  &update_indexes);
-		index_entries = (update_indexes != TU_None);
-		if (index_entries && w->rri->ri_NumIndices > 0)
-			(void) ExecInsertIndexTuples(w->rri, slot, w->estate, true, false,
-										 NULL, NIL,
-										 update_indexes == TU_Summarizing);
-	}
+	simple_table_tuple_update(w->rel, &otid, slot, GetActiveSnapshot(),
+							  &update_indexes);
+	index_entries = (update_indexes != TU_None);
+	only_summarizing = (update_indexes == TU_Summarizing);
 #else
-	simple_table_tuple_update(w->rel, tid, slot, GetActiveSnapshot(),
+	simple_table_tuple_update(w->rel, &otid, slot, GetActiveSnapshot(),
 							  &index_entries);
+#endif
 	if (index_entries && w->rri->ri_NumIndices > 0)
-		(void) ExecInsertIndexTuples(w->rri, slot, w->estate, true, false,
-									 NULL, NIL);
-#endif
+		insert_index_entries(w, slot, true, only_summarizing);
 	ResetPerTupleExprContext(w->estate);
-}
-
-/*
- * insert_index_entries
- *		The index entries of a row just written, as an INSERT makes them.
- */
-static inline void
-insert_index_entries(QueueRowWriter *w, TupleTableSlot *slot)
-{
-#if PG_VERSION_NUM >= 160000
-	(void) ExecInsertIndexTuples(w->rri, slot, w->estate, false, false, NULL, NIL,
-								 false);
-#else
-	(void) ExecInsertIndexTuples(w->rri, slot, w->estate, false, false, NULL, NIL);
-#endif
 }
 
 /*
@@ -1205,7 +1212,7 @@ flush_rows(QueueRowWriter *w)
 	for (int i = 0; i < w->nbuffered; i++)
 	{
 		if (w->rri->ri_NumIndices > 0)
-			insert_index_entries(w, w->slots[i]);
+			insert_index_entries(w, w->slots[i], false, false);
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slots[i]);
 	}
