@@ -44,6 +44,7 @@
 
 PG_FUNCTION_INFO_V1(queue_enqueue);
 PG_FUNCTION_INFO_V1(queue_enqueue_many);
+PG_FUNCTION_INFO_V1(queue_enqueue_payloads);
 
 /* Longest deduplication or group key, in bytes. */
 #define QUEUE_KEY_MAXLEN	512
@@ -85,22 +86,17 @@ check_key(const char *key, const char *what)
 }
 
 /*
- * fill_spec
- *		Validates one job's fields and stores them in *spec.  NULL
- *		arguments mean "not given"; payload is required.
+ * fill_options
+ *		Validates a job's fields other than its payload and stores them in
+ *		*spec.  NULL arguments mean "not given".  enqueue_payloads checks
+ *		the options its jobs share once, before their payloads.
  */
 static void
-fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
-		  bool has_run_at, TimestampTz run_at, Interval *delay,
-		  int32 priority, char *dedup_key, char *group_key,
-		  bool has_max_attempts, int32 max_attempts, Jsonb *retry_policy)
+fill_options(JobSpec *spec, TimestampTz now, Jsonb *headers,
+			 bool has_run_at, TimestampTz run_at, Interval *delay,
+			 int32 priority, char *dedup_key, char *group_key,
+			 bool has_max_attempts, int32 max_attempts, Jsonb *retry_policy)
 {
-	if (payload == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("payload must not be null"),
-				 errhint("Use an empty object {} for a job without data.")));
-	queue_check_document(payload, "payload");
 	if (headers != NULL)
 		queue_check_document(headers, "headers");
 
@@ -135,7 +131,7 @@ fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
 	if (retry_policy != NULL)
 		queue_check_policy_keys(retry_policy);
 
-	spec->payload = payload;
+	spec->payload = NULL;
 	spec->headers = headers;
 	spec->priority = priority;
 	spec->dedup_key = dedup_key;
@@ -144,6 +140,40 @@ fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
 	spec->max_attempts = has_max_attempts ? max_attempts : 0;
 	spec->retry_policy = retry_policy;
 	spec->done = false;
+}
+
+/*
+ * check_payload
+ *		Raises unless a job's payload is given and is a JSON object within
+ *		the size limit.
+ */
+static void
+check_payload(Jsonb *payload)
+{
+	if (payload == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payload must not be null"),
+				 errhint("Use an empty object {} for a job without data.")));
+	queue_check_document(payload, "payload");
+}
+
+/*
+ * fill_spec
+ *		Validates one job's fields and stores them in *spec: the payload
+ *		first (it is required), then the options.
+ */
+static void
+fill_spec(JobSpec *spec, TimestampTz now, Jsonb *payload, Jsonb *headers,
+		  bool has_run_at, TimestampTz run_at, Interval *delay,
+		  int32 priority, char *dedup_key, char *group_key,
+		  bool has_max_attempts, int32 max_attempts, Jsonb *retry_policy)
+{
+	check_payload(payload);
+	fill_options(spec, now, headers, has_run_at, run_at, delay, priority,
+				 dedup_key, group_key, has_max_attempts, max_attempts,
+				 retry_policy);
+	spec->payload = payload;
 }
 
 /* bsearch comparators for ids and for (key, id) pairs. */
@@ -649,6 +679,20 @@ queue_enqueue_specs(const QueueInfo *queue, JobSpec *specs, int n, TimestampTz n
 }
 
 /*
+ * check_batch_size
+ *		Raises if a batch has more jobs than queue.max_batch_size allows.
+ */
+static void
+check_batch_size(int n)
+{
+	if (n > queue_max_batch_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("batch of %d jobs is too large", n),
+				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
+}
+
+/*
  * enqueue_jobs
  *		Enqueues n validated specs into the named queue (see
  *		queue_enqueue_specs).
@@ -658,12 +702,7 @@ enqueue_jobs(const char *queue_name, JobSpec *specs, int n, TimestampTz now)
 {
 	QueueInfo	queue;
 
-	if (n > queue_max_batch_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("batch of %d jobs is too large", n),
-				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
-
+	Assert(n <= queue_max_batch_size);	/* the batch functions check it */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -848,6 +887,25 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 }
 
 /*
+ * return_ids
+ *		The result of a batch function: its specs' ids, in input order, in
+ *		the materialized result set InitMaterializedSRF set up.
+ */
+static void
+return_ids(FunctionCallInfo fcinfo, const JobSpec *specs, int n)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	for (int k = 0; k < n; k++)
+	{
+		Datum		value = Int64GetDatum(specs[k].id);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+}
+
+/*
  * queue.enqueue_many(queue, jobs jsonb) returns setof bigint
  *
  * jobs is a JSON array of job objects; returns one id per element, in the
@@ -856,7 +914,6 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 Datum
 queue_enqueue_many(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *queue_name;
 	Jsonb	   *jobs;
 	int			n;
@@ -879,11 +936,7 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("jobs must be a JSON array of job objects")));
 	n = JB_ROOT_COUNT(jobs);
-	if (n > queue_max_batch_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("batch of %d jobs is too large", n),
-				 errdetail("queue.max_batch_size is %d.", queue_max_batch_size)));
+	check_batch_size(n);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	specs = palloc0(sizeof(JobSpec) * Max(n, 1));
@@ -908,13 +961,72 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 	error_context_stack = errcb.previous;
 
 	enqueue_jobs(queue_name, specs, n, now);
+	return_ids(fcinfo, specs, n);
+	return (Datum) 0;
+}
 
-	for (k = 0; k < n; k++)
+/*
+ * queue.enqueue_payloads(queue, payloads jsonb[], headers, run_at, delay,
+ *						  priority, max_attempts, retry_policy, group_key)
+ *		returns setof bigint
+ *
+ * One job per payload, all with the same options; returns their ids in
+ * the array's order.  The options are checked once, before the payloads,
+ * so an error about them carries no element's context.  Reading an array
+ * of jsonb is cheaper than taking enqueue_many's objects apart, and so is
+ * building one (array_agg against jsonb_agg of wrapped objects).
+ */
+Datum
+queue_enqueue_payloads(PG_FUNCTION_ARGS)
+{
+	char	   *queue_name;
+	Datum	   *payloads;
+	int			n;
+	JobSpec		options;
+	JobSpec    *specs;
+	TimestampTz now = GetCurrentTimestamp();
+	QueueBatchContext ctx;
+	ErrorContextCallback errcb;
+
+	QUEUE_ARG_NOT_NULL(0, "queue name");
+	QUEUE_ARG_NOT_NULL(1, "payloads");
+	QUEUE_ARG_NOT_NULL(5, "priority");
+	queue_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	n = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, "payloads",
+						   &payloads, NULL);
+	check_batch_size(n);
+
+	fill_options(&options, now,
+				 PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
+				 !PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3),
+				 PG_ARGISNULL(4) ? NULL : PG_GETARG_INTERVAL_P(4),
+				 PG_GETARG_INT32(5),
+				 NULL,
+				 PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8)),
+				 !PG_ARGISNULL(6), PG_ARGISNULL(6) ? 0 : PG_GETARG_INT32(6),
+				 PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	specs = palloc(sizeof(JobSpec) * Max(n, 1));
+
+	ctx.index = -1;
+	ctx.what = "job";
+	errcb.callback = queue_batch_error_callback;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	for (int k = 0; k < n; k++)
 	{
-		Datum		value = Int64GetDatum(specs[k].id);
-		bool		isnull = false;
+		Jsonb	   *payload = DatumGetJsonbP(payloads[k]);
 
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+		ctx.index = k;
+		check_payload(payload);
+		specs[k] = options;
+		specs[k].payload = payload;
 	}
+	error_context_stack = errcb.previous;
+
+	enqueue_jobs(queue_name, specs, n, now);
+	return_ids(fcinfo, specs, n);
 	return (Datum) 0;
 }

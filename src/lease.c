@@ -117,40 +117,6 @@ timestamp_plus(TimestampTz ts, const Interval *iv)
 												   IntervalPGetDatum(iv)));
 }
 
-/*
- * unpack_array
- *		The elements of a one-dimensional array argument; nulls are refused
- *		unless nulls_out is given.
- */
-static int
-unpack_array(ArrayType *arr, Oid elemtype, const char *what,
-			 Datum **elems, bool **nulls_out)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	bool	   *nulls;
-	int			n;
-
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", what)));
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, &nulls, &n);
-	if (nulls_out)
-		*nulls_out = nulls;
-	else
-	{
-		for (int i = 0; i < n; i++)
-			if (nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("%s must not contain nulls", what)));
-	}
-	return n;
-}
-
 static int
 cmp_datum_int64(const void *a, const void *b)
 {
@@ -176,8 +142,8 @@ batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, int extraarg, Oid extr
 
 	QUEUE_ARG_NOT_NULL(0, "job_ids");
 	QUEUE_ARG_NOT_NULL(1, "lease_tokens");
-	b->n = unpack_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, "job_ids", &b->ids, NULL);
-	ntok = unpack_array(PG_GETARG_ARRAYTYPE_P(1), UUIDOID, "lease_tokens",
+	b->n = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, "job_ids", &b->ids, NULL);
+	ntok = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(1), UUIDOID, "lease_tokens",
 						&b->tokens, NULL);
 	if (ntok != b->n)
 		ereport(ERROR,
@@ -202,7 +168,7 @@ batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, int extraarg, Oid extr
 	}
 	else
 	{
-		int			nextra = unpack_array(PG_GETARG_ARRAYTYPE_P(extraarg), extratype, extraname,
+		int			nextra = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(extraarg), extratype, extraname,
 										  &b->extra, extra_required ? NULL : &b->extra_null);
 
 		if (extra_required)

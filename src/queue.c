@@ -536,6 +536,40 @@ queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 }
 
 /*
+ * queue_unpack_array
+ *		The elements of a one-dimensional array argument; nulls are refused
+ *		unless nulls_out is given.
+ */
+int
+queue_unpack_array(ArrayType *arr, Oid elemtype, const char *what,
+				   Datum **elems, bool **nulls_out)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, elems, &nulls, &n);
+	if (nulls_out)
+		*nulls_out = nulls;
+	else
+	{
+		for (int i = 0; i < n; i++)
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("%s must not contain nulls", what)));
+	}
+	return n;
+}
+
+/*
  * queue_batch_error_callback
  *		Error context of a batch call (enqueue_many, publish_many): which
  *		element was being read.  arg is a QueueBatchContext.

@@ -18,6 +18,7 @@
 #include "storage/condition_variable.h"
 #include "storage/spin.h"
 #include "storage/lockdefs.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -223,6 +224,8 @@ extern bool queue_lookup_id(int32 id, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
 extern void queue_batch_error_callback(void *arg);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
+extern int	queue_unpack_array(ArrayType *arr, Oid elemtype, const char *what,
+							   Datum **elems, bool **nulls_out);
 extern double queue_interval_seconds(const Interval *iv);
 extern Interval *queue_seconds_interval(double seconds);
 

@@ -31,6 +31,7 @@ DECLARE
 	producer text[] := ARRAY[
 		'queue.enqueue(text,jsonb,jsonb,timestamptz,interval,integer,text,integer,jsonb,text)',
 		'queue.enqueue_many(text,jsonb)',
+		'queue.enqueue_payloads(text,jsonb[],jsonb,timestamptz,interval,integer,integer,jsonb,text)',
 		'queue.publish(text,jsonb,text,jsonb)',
 		'queue.publish_many(text,jsonb)',
 		'queue.start_saga(text,jsonb,text)',

@@ -1,6 +1,6 @@
-# Upgrade from 0.1.0: ALTER EXTENSION queue UPDATE on a database in use
-# keeps every queue, job, lease, event, saga and grant working, and leaves
-# exactly what a fresh install of the new version has.
+# Upgrades from 0.1.0 and from 0.2.0: ALTER EXTENSION queue UPDATE on a
+# database in use keeps every queue, job, lease, event, saga and grant
+# working, and leaves exactly what a fresh install of the new version has.
 #
 # Database db_upgraded: CREATE EXTENSION queue VERSION '0.1.0' (the frozen
 # install script of the release, src/releases), filled with what a live
@@ -11,17 +11,19 @@
 # relayed and one pending; a saga type with sagas completed, compensated and
 # running.  A session connects and looks a queue up before the update, and
 # stays connected.  Then ALTER EXTENSION queue UPDATE must walk to the
-# default version, 0.2.0, and everything must go on: the long-lived session
-# looks the queue up again (and caches it, now that the queue_changed
-# trigger exists) and sees a pause made after that by another session; the
-# consumer role may call complete_and_claim (granted by the upgrade script,
-# since it had the consumer level) and claims the ready jobs with it; the
+# default version, 0.3.0, through 0.2.0, and everything must go on: the
+# long-lived session looks the queue up again (and caches it, now that the
+# queue_changed trigger exists) and sees a pause made after that by another
+# session; the producer role may call enqueue_payloads (granted by the
+# 0.2.0--0.3.0 script, since it had the producer level); the consumer role
+# may call complete_and_claim (granted by the 0.1.0--0.2.0 script, since it
+# had the consumer level) and claims the ready jobs with it; the
 # running job completes with the token it got under 0.1.0; the group's
 # head completes and its next job is promoted; the dead job is redriven and
 # done; the relay relays the pending event; the running saga moves to its
 # end; the finished ones are as they were.
 #
-# Database db_fresh: CREATE EXTENSION queue (0.2.0), the same grants.  The
+# Database db_fresh: CREATE EXTENSION queue (0.3.0), the same grants.  The
 # extension's objects of the two databases are then compared, fact by fact
 # (every function: signature, body, library symbol, SECURITY DEFINER,
 # settings, volatility, ACL; every table, view, sequence and index: columns
@@ -29,14 +31,19 @@
 # definitions, ACLs; types; the extension's members in pg_depend and every
 # dependency of its objects; pg_init_privs, which pg_dump reads; comments;
 # the extension's configuration tables).  They must be identical: the
-# upgrade script must produce what the install script produces.  A third
+# upgrade scripts must produce what the install script produces.  A third
 # database, left at 0.1.0, shows that the comparison does tell versions
-# apart.  Then db_upgraded is dumped and restored into a new database
-# (where CREATE EXTENSION installs 0.2.0 afresh): every role must keep
-# exactly the privileges it had, and the jobs must all come back.
+# apart.  Database db_upgraded_020: CREATE EXTENSION queue VERSION '0.2.0',
+# the same grants, ALTER EXTENSION queue UPDATE (the 0.2.0--0.3.0 script
+# alone); it must equal db_fresh too, the producer role may call
+# enqueue_payloads, and what changed from its 0.2.0 state must be
+# enqueue_payloads and nothing else.  Then db_upgraded is dumped and
+# restored into a new database (where CREATE EXTENSION installs 0.3.0
+# afresh): every role must keep exactly the privileges it had, and the
+# jobs must all come back.
 #
 # Before the update, while the database still has the 0.1.0 objects but
-# the server already runs the 0.2.0 library, a pause is checked too: that
+# the server already runs the 0.3.0 library, a pause is checked too: that
 # window exists in every upgrade (install the build, restart, then run ALTER
 # EXTENSION UPDATE in each database).  The 0.1.0 schema has no
 # queue_changed trigger, so there the library must not cache queues at all.
@@ -62,14 +69,20 @@ my $node = QueueTest::preloaded_node('upgrade');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT default_version FROM pg_available_extensions WHERE name = 'queue'"),
-	'0.2.0',
-	'the default version is 0.2.0');
+	'0.3.0',
+	'the default version is 0.3.0');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT path FROM pg_extension_update_paths('queue')
-		  WHERE source = '0.1.0' AND target = '0.2.0'"),
-	'0.1.0--0.2.0',
-	'there is an update path from 0.1.0 to 0.2.0');
+		  WHERE source = '0.1.0' AND target = '0.3.0'"),
+	'0.1.0--0.2.0--0.3.0',
+	'there is an update path from 0.1.0 to 0.3.0, through 0.2.0');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT path FROM pg_extension_update_paths('queue')
+		  WHERE source = '0.2.0' AND target = '0.3.0'"),
+	'0.2.0--0.3.0',
+	'there is an update path from 0.2.0 to 0.3.0');
 
 $node->safe_psql(
 	'postgres', q{
@@ -80,6 +93,7 @@ CREATE ROLE upg_admin LOGIN;
 CREATE DATABASE db_upgraded;
 CREATE DATABASE db_fresh;
 CREATE DATABASE db_old;
+CREATE DATABASE db_upgraded_020;
 CREATE DATABASE db_restored;
 });
 
@@ -101,9 +115,10 @@ is( $node->safe_psql(
 	'db_upgraded starts at 0.1.0');
 is( $node->safe_psql(
 		'db_upgraded',
-		"SELECT count(*) FROM pg_proc WHERE proname IN ('complete_and_claim', '_queue_changed')"),
+		"SELECT count(*) FROM pg_proc
+		  WHERE proname IN ('complete_and_claim', '_queue_changed', 'enqueue_payloads')"),
 	'0',
-	'0.1.0 has neither complete_and_claim nor _queue_changed');
+	'0.1.0 has none of complete_and_claim, _queue_changed and enqueue_payloads');
 
 # The fixture.  Every job's payload names it, so that the checks below can
 # say which job is which; "fixture" keeps the ids and lease tokens.
@@ -209,7 +224,7 @@ is( $node->safe_psql(
 	'saga_compensated:compensated:pay,saga_completed:completed:pay,saga_running:running:book',
 	'sagas completed, compensated and running');
 
-# The window between installing the 0.2.0 library and updating the
+# The window between installing the 0.3.0 library and updating the
 # database: a pause must stop the claims of a session that had looked the
 # queue up before it.  (Three enqueues: a lookup keeps its row only if no
 # invalidation, such as autovacuum's, came in while it ran.)
@@ -224,7 +239,7 @@ SELECT count(*) FROM queue.claim('window', 'w', 10);
 });
 ($in_window) = (split /\n/, $in_window)[-1];
 is($in_window, '0',
-	'0.1.0 objects under the 0.2.0 library: a paused queue hands out nothing to a session that had looked it up');
+	'0.1.0 objects under the 0.3.0 library: a paused queue hands out nothing to a session that had looked it up');
 $node->safe_psql('db_upgraded', q{SELECT queue.drop_queue('window', force => true)});
 
 # A session that stays connected across the update, having looked queue
@@ -241,8 +256,8 @@ note sprintf('ALTER EXTENSION queue UPDATE took %.2f s', time() - $t_update);
 is( $node->safe_psql(
 		'db_upgraded',
 		"SELECT extversion FROM pg_extension WHERE extname = 'queue'"),
-	'0.2.0',
-	'ALTER EXTENSION queue UPDATE walks to 0.2.0');
+	'0.3.0',
+	'ALTER EXTENSION queue UPDATE walks to 0.3.0');
 is($node->safe_psql('db_upgraded', $states_sql),
 	$before =~ s/ready=(\d+)/'ready=' . ($1 + 1)/er,
 	'the update changed no job (one more ready: the long-lived session\'s)');
@@ -256,8 +271,37 @@ is($longlived->query_safe(q{SELECT count(*) FROM queue.claim('plain', 'longlived
 	'0', 'a session connected across the update sees a later pause (it claims nothing)');
 $node->safe_psql('db_upgraded', q{SELECT queue.resume_queue('plain')});
 
-# The consumer role got complete_and_claim from the upgrade script; the
-# producer and monitor did not.
+# The producer role got enqueue_payloads from the 0.2.0--0.3.0 script; the
+# consumer and monitor did not.
+is( $node->safe_psql(
+		'db_upgraded',
+		q{SELECT string_agg(r, ',' ORDER BY r)
+		    FROM unnest(ARRAY['upg_producer', 'upg_consumer', 'upg_monitor', 'upg_admin', 'public']) r
+		   WHERE has_function_privilege(r,
+		           'queue.enqueue_payloads(text,jsonb[],jsonb,timestamptz,interval,integer,integer,jsonb,text)',
+		           'EXECUTE')}
+	),
+	'upg_admin,upg_producer',
+	'enqueue_payloads is executable by the producer and admin roles only');
+
+# The producer, as itself, enqueues two jobs into plain with it.  Rolled
+# back: the checks below know every job of plain.
+is( $node->safe_psql(
+		'db_upgraded', q{
+BEGIN;
+SET ROLE upg_producer;
+SELECT count(*) FROM queue.enqueue_payloads('plain',
+	ARRAY['{"name": "payload1"}'::jsonb, '{"name": "payload2"}'::jsonb]);
+RESET ROLE;
+SELECT string_agg(payload ->> 'name' || ':' || state, ',' ORDER BY payload ->> 'name')
+  FROM queue.jobs WHERE payload ->> 'name' LIKE 'payload%';
+ROLLBACK;
+}),
+	"2\npayload1:ready,payload2:ready",
+	'the producer enqueues with enqueue_payloads after the update');
+
+# The consumer role got complete_and_claim from the 0.1.0--0.2.0 script;
+# the producer and monitor did not.
 is( $node->safe_psql(
 		'db_upgraded',
 		q{SELECT string_agg(r, ',' ORDER BY r)
@@ -294,7 +338,7 @@ $consumer->quit;
 # group's head too, and its next job is promoted and done.
 $node->safe_psql(
 	'db_upgraded', q{
-SELECT queue.complete(job_id, token, '{"done": "under 0.2.0"}') FROM fixture WHERE name IN ('running', 'head');
+SELECT queue.complete(job_id, token, '{"done": "under 0.3.0"}') FROM fixture WHERE name IN ('running', 'head');
 });
 is( $node->safe_psql(
 		'db_upgraded',
@@ -369,8 +413,8 @@ $longlived->quit;
 $node->safe_psql('db_fresh', 'CREATE EXTENSION queue;' . $grants);
 is( $node->safe_psql(
 		'db_fresh', "SELECT extversion FROM pg_extension WHERE extname = 'queue'"),
-	'0.2.0',
-	'db_fresh installs 0.2.0');
+	'0.3.0',
+	'db_fresh installs 0.3.0');
 $node->safe_psql('db_old', "CREATE EXTENSION queue VERSION '0.1.0';" . $grants);
 
 # --- the catalogs, fact by fact --------------------------------------------
@@ -528,34 +572,84 @@ sub difference
 		(map { "+ $_" } grep { !$in_a{$_} } @{ $b || [] }));
 }
 
-my $upgraded = snapshot('db_upgraded');
-my $fresh    = snapshot('db_fresh');
-my $old      = snapshot('db_old');
+# --- db_upgraded_020: 0.2.0, updated ---------------------------------------
+
+$node->safe_psql('db_upgraded_020', "CREATE EXTENSION queue VERSION '0.2.0';" . $grants);
+is( $node->safe_psql(
+		'db_upgraded_020', "SELECT extversion FROM pg_extension WHERE extname = 'queue'"),
+	'0.2.0',
+	'db_upgraded_020 starts at 0.2.0');
+$node->safe_psql('db_upgraded_020', q{SELECT queue.create_queue('batches')});
+my $at_020 = snapshot('db_upgraded_020');
+$node->safe_psql('db_upgraded_020', 'ALTER EXTENSION queue UPDATE');
+is( $node->safe_psql(
+		'db_upgraded_020', "SELECT extversion FROM pg_extension WHERE extname = 'queue'"),
+	'0.3.0',
+	'ALTER EXTENSION queue UPDATE takes db_upgraded_020 to 0.3.0');
+is( $node->safe_psql(
+		'db_upgraded_020', q{
+SET ROLE upg_producer;
+SELECT count(*) FROM queue.enqueue_payloads('batches', ARRAY['{}'::jsonb, '{}'::jsonb]);
+}),
+	'2',
+	'there too, the producer enqueues with enqueue_payloads after the update');
+
+# --- the comparisons -------------------------------------------------------
+
+my $upgraded     = snapshot('db_upgraded');
+my $upgraded_020 = snapshot('db_upgraded_020');
+my $fresh        = snapshot('db_fresh');
+my $old          = snapshot('db_old');
 
 note 'facts compared: '
   . join(', ', map { "$_ " . scalar @{ $fresh->{$_} } } sort keys %$fresh);
-cmp_ok(scalar @{ $fresh->{function} }, '>=', 83, 'the snapshot covers every function');
+cmp_ok(scalar @{ $fresh->{function} }, '>=', 84, 'the snapshot covers every function');
 cmp_ok(scalar @{ $fresh->{member} },   '>=', 100, 'and every member of the extension');
 ok(scalar @{ $fresh->{initprivs} } > 0 && scalar @{ $fresh->{depend} } > 0,
 	'and the initial privileges and dependencies');
 
-for my $kind (sort keys %{ { %$upgraded, %$fresh } })
+# Each kind of fact of the database $db (snapshot $facts, described as
+# $what) is identical to db_fresh's.
+sub same_as_fresh
 {
-	my @diff = difference($upgraded->{$kind}, $fresh->{$kind});
-	is(scalar @diff, 0,
-		"$kind: db_upgraded (0.1.0 + update) and db_fresh (0.2.0) are identical ("
-		  . scalar(@{ $fresh->{$kind} || [] }) . ' facts)')
-	  or diag join("\n",
-		"- only in db_upgraded, + only in db_fresh:", @diff);
+	my ($db, $facts, $what) = @_;
+	for my $kind (sort keys %{ { %$facts, %$fresh } })
+	{
+		my @diff = difference($facts->{$kind}, $fresh->{$kind});
+		is(scalar @diff, 0,
+			"$kind: $db ($what) and db_fresh (0.3.0) are identical ("
+			  . scalar(@{ $fresh->{$kind} || [] }) . ' facts)')
+		  or diag join("\n",
+			"- only in $db, + only in db_fresh:", @diff);
+	}
 }
 
-# The comparison tells 0.1.0 and 0.2.0 apart.
+same_as_fresh('db_upgraded', $upgraded, '0.1.0 + update');
+same_as_fresh('db_upgraded_020', $upgraded_020, '0.2.0 + update');
+
+# The comparison tells 0.1.0 and 0.3.0 apart.
 my @old_diff = map { difference($old->{$_}, $fresh->{$_}) } sort keys %{ { %$old, %$fresh } };
-note scalar(@old_diff) . ' facts differ between 0.1.0 and 0.2.0 installs';
+note scalar(@old_diff) . ' facts differ between 0.1.0 and 0.3.0 installs';
 ok( (grep { /^\+ trigger queue\.queue\.queue_changed / } @old_diff)
 	  && (grep { /^\+ function queue\.complete_and_claim\(/ } @old_diff)
-	  && (grep { /^\+ member function queue\._queue_changed\(\)/ } @old_diff),
-	'the comparison sees what 0.1.0 lacks (the trigger, complete_and_claim, _queue_changed)');
+	  && (grep { /^\+ member function queue\._queue_changed\(\)/ } @old_diff)
+	  && (grep { /^\+ function queue\.enqueue_payloads\(/ } @old_diff),
+	'the comparison sees what 0.1.0 lacks (the trigger, complete_and_claim, _queue_changed, enqueue_payloads)');
+
+# And 0.2.0 and 0.3.0: what the update changed in db_upgraded_020 is
+# enqueue_payloads (the function, its grants, its place in the extension
+# and in the producer level) and the version, nothing else.
+my @diff_020 = map { difference($at_020->{$_}, $upgraded_020->{$_}) }
+  sort keys %{ { %$at_020, %$upgraded_020 } };
+note scalar(@diff_020) . ' facts differ between 0.2.0 and 0.3.0';
+ok( (grep { /^\+ function queue\.enqueue_payloads\(/ } @diff_020)
+	  && (grep { /^\+ member function queue\.enqueue_payloads\(/ } @diff_020),
+	'the comparison sees what 0.2.0 lacks (enqueue_payloads)');
+my @unexpected_020 = grep {
+	!/enqueue_payloads|^[-+] function-(def|source) queue\._access_functions\(text\) |^[-+] extension 0\.[23]\.0 /
+} @diff_020;
+is(scalar @unexpected_020, 0, 'and nothing else changed from 0.2.0 to 0.3.0')
+  or diag join("\n", '- at 0.2.0, + after the update:', @unexpected_020);
 
 # --- dump and restore ------------------------------------------------------
 
@@ -587,8 +681,8 @@ $node->command_ok(
 	'restored into db_restored');
 is( $node->safe_psql(
 		'db_restored', "SELECT extversion FROM pg_extension WHERE extname = 'queue'"),
-	'0.2.0',
-	'the restore installs 0.2.0');
+	'0.3.0',
+	'the restore installs 0.3.0');
 my $priv_upgraded = $node->safe_psql('db_upgraded', $privileges_sql);
 my $priv_restored = $node->safe_psql('db_restored', $privileges_sql);
 note 'privileges of the four roles in db_upgraded: ' . scalar(split /\n/, $priv_upgraded);
