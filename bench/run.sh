@@ -19,6 +19,7 @@
 # two systems alternating between rounds (queue first in odd rounds):
 #   enqueue            one job per call, 8 clients
 #   enqueue_batch      100 jobs per call (enqueue_many), 8 clients
+#   enqueue_payloads   100 jobs per call (enqueue_payloads), 8 clients
 #   claim_complete_1   claim 1 job, then complete it with its lease token in a
 #                      second transaction; 8 and 2 clients.  Baseline: DELETE
 #                      ... FOR UPDATE SKIP LOCKED LIMIT 1, one commit, no lease
@@ -292,6 +293,7 @@ measure() {
 workloads=(
     "enqueue enqueue 1 8 enqueue.sql baseline_enqueue.sql 1"
     "enqueue_batch enqueue 100 8 enqueue_batch.sql baseline_enqueue_batch.sql 1"
+    "enqueue_payloads enqueue 100 8 enqueue_payloads.sql baseline_enqueue_batch.sql 1"
     "claim_complete_1 drain 1 8,2 claim_complete_1.sql baseline_claim_delete_1.sql 2"
     "claim_complete_50 drain 50 8,2 claim_complete_50.sql baseline_claim_delete_50.sql 2"
     "complete_and_claim_1 drain 1 8,2 complete_and_claim_1.sql baseline_claim_delete_1.sql 1"
@@ -785,6 +787,7 @@ SELECT line FROM (
                   CASE q.workload
                       WHEN 'enqueue' THEN 'enqueue, 1 job per call'
                       WHEN 'enqueue_batch' THEN 'enqueue_many, 100 jobs per call'
+                      WHEN 'enqueue_payloads' THEN 'enqueue_payloads, 100 jobs per call'
                       WHEN 'claim_complete_1' THEN 'claim 1 + complete'
                       WHEN 'claim_complete_50' THEN 'claim 50 + complete_many'
                       WHEN 'complete_and_claim_1' THEN 'complete_and_claim, batch 1'
@@ -795,7 +798,7 @@ SELECT line FROM (
       FROM num q JOIN num b USING (workload, clients)
      WHERE q.system = 'queue' AND b.system = 'baseline'
 ) t
-ORDER BY ord, array_position(ARRAY['enqueue', 'enqueue_batch', 'claim_complete_1', 'claim_complete_50', 'complete_and_claim_1', 'complete_and_claim_50'], wl), cl;
+ORDER BY ord, array_position(ARRAY['enqueue', 'enqueue_batch', 'enqueue_payloads', 'claim_complete_1', 'claim_complete_50', 'complete_and_claim_1', 'complete_and_claim_50'], wl), cl;
 SQL
 done
 if [ "$(q "SELECT bool_or(ran_dry) FROM bench_result")" = t ]; then
@@ -1004,7 +1007,7 @@ SELECT jsonb_pretty(jsonb_build_object(
     'pgbench', '-M prepared', 'duration_s', :'duration'::int, 'rounds', :'rounds'::int,
     'smoke', :'smoke' = '1',
     'summary', (
-        SELECT jsonb_agg(s ORDER BY s.pass, array_position(ARRAY['enqueue', 'enqueue_batch',
+        SELECT jsonb_agg(s ORDER BY s.pass, array_position(ARRAY['enqueue', 'enqueue_batch', 'enqueue_payloads',
                          'claim_complete_1', 'claim_complete_50', 'complete_and_claim_1',
                          'complete_and_claim_50'], s.workload), s.clients DESC)
           FROM (SELECT q.pass, q.workload, q.batch, q.clients,

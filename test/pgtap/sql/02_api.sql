@@ -15,7 +15,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(294);
+SELECT plan(297);
 
 -- ----------------------------------------------------------------------
 -- Every function, by name, and nothing else
@@ -70,6 +70,7 @@ SELECT functions_are('queue', ARRAY[
     'drop_topic',
     'enqueue',
     'enqueue_many',
+    'enqueue_payloads',
     'expire_leases',
     'expire_saga_deadlines',
     'extend',
@@ -104,7 +105,7 @@ SELECT functions_are('queue', ARRAY[
     'subscribe',
     'unsubscribe']);
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'queue'::regnamespace),
-          83, 'schema queue has 83 functions (redrive is overloaded)');
+          84, 'schema queue has 84 functions (redrive is overloaded)');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                    WHERE p.pronamespace = 'queue'::regnamespace AND p.prokind <> 'f'$$,
                 'schema queue has no procedures, aggregates or window functions');
@@ -136,6 +137,8 @@ SELECT has_function('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timesta
 SELECT function_returns('queue', 'enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb', 'text']::name[], 'bigint', 'queue.enqueue(text, jsonb, jsonb, timestamp with time zone, interval, integer, text, integer, jsonb, text) returns bigint');
 SELECT has_function('queue', 'enqueue_many', ARRAY['text', 'jsonb']::name[], 'function queue.enqueue_many(text, jsonb) exists');
 SELECT function_returns('queue', 'enqueue_many', ARRAY['text', 'jsonb']::name[], 'setof bigint', 'queue.enqueue_many(text, jsonb) returns setof bigint');
+SELECT has_function('queue', 'enqueue_payloads', ARRAY['text', 'jsonb[]', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'integer', 'jsonb', 'text']::name[], 'function queue.enqueue_payloads(text, jsonb[], jsonb, timestamp with time zone, interval, integer, integer, jsonb, text) exists');
+SELECT function_returns('queue', 'enqueue_payloads', ARRAY['text', 'jsonb[]', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'integer', 'jsonb', 'text']::name[], 'setof bigint', 'queue.enqueue_payloads(text, jsonb[], jsonb, timestamp with time zone, interval, integer, integer, jsonb, text) returns setof bigint');
 SELECT has_function('queue', 'expire_leases', ARRAY['integer']::name[], 'function queue.expire_leases(integer) exists');
 SELECT function_returns('queue', 'expire_leases', ARRAY['integer']::name[], 'bigint', 'queue.expire_leases(integer) returns bigint');
 SELECT has_function('queue', 'extend', ARRAY['bigint', 'uuid', 'interval']::name[], 'function queue.extend(bigint, uuid, interval) exists');
@@ -307,6 +310,9 @@ SELECT set_eq(
          'bigint'),
         ('enqueue_many',
          'queue text, jobs jsonb',
+         'SETOF bigint'),
+        ('enqueue_payloads',
+         'queue text, payloads jsonb[], headers jsonb DEFAULT NULL::jsonb, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay interval DEFAULT NULL::interval, priority integer DEFAULT 0, max_attempts integer DEFAULT NULL::integer, retry_policy jsonb DEFAULT NULL::jsonb, group_key text DEFAULT NULL::text',
          'SETOF bigint'),
         ('expire_leases',
          'batch_size integer DEFAULT 1000',
@@ -542,6 +548,7 @@ SELECT is_definer('queue', f, a, format('queue.%s(%s) is SECURITY DEFINER', f, a
        ('drop_queue', ARRAY['text', 'boolean']::name[]),
        ('enqueue', ARRAY['text', 'jsonb', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'text', 'integer', 'jsonb', 'text']::name[]),
        ('enqueue_many', ARRAY['text', 'jsonb']::name[]),
+       ('enqueue_payloads', ARRAY['text', 'jsonb[]', 'jsonb', 'timestamp with time zone', 'interval', 'integer', 'integer', 'jsonb', 'text']::name[]),
        ('expire_leases', ARRAY['integer']::name[]),
        ('extend', ARRAY['bigint', 'uuid', 'interval']::name[]),
        ('fail', ARRAY['bigint', 'uuid', 'text', 'boolean', 'interval']::name[]),
@@ -629,6 +636,7 @@ SELECT set_eq(
           'queue.drop_queue(text,boolean)',
           'queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.enqueue_payloads(text,jsonb[],jsonb,timestamp with time zone,interval,integer,integer,jsonb,text)',
           'queue.expire_leases(integer)',
           'queue.extend(bigint,uuid,interval)',
           'queue.fail(bigint,uuid,text,boolean,interval)',

@@ -20,7 +20,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS queue;
 
 BEGIN;
-SELECT plan(320);
+SELECT plan(322);
 
 -- ======================================================================
 -- Roles and grants
@@ -57,12 +57,13 @@ SELECT set_eq(
          AND has_function_privilege('qt_producer', p.oid, 'EXECUTE')$$,
     ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.enqueue_payloads(text,jsonb[],jsonb,timestamp with time zone,interval,integer,integer,jsonb,text)',
           'queue.publish(text,jsonb,text,jsonb)',
           'queue.publish_many(text,jsonb)',
           'queue.start_saga(text,jsonb,text)',
           'queue.get_job(bigint)',
           'queue.list_queues()'],
-    'producer may execute exactly enqueue, enqueue_many, publish, publish_many, start_saga, get_job, list_queues');
+    'producer may execute exactly enqueue, enqueue_many, enqueue_payloads, publish, publish_many, start_saga, get_job, list_queues');
 SELECT set_eq(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'queue'::regnamespace
@@ -262,7 +263,7 @@ SELECT throws_ok($$SELECT * FROM queue.saga_stats$$, '42501', NULL,
 RESET ROLE;
 
 -- ======================================================================
--- qt_producer: enqueue, enqueue_many, get_job, list_queues
+-- qt_producer: enqueue, enqueue_many, enqueue_payloads, get_job, list_queues
 -- ======================================================================
 SET ROLE qt_producer;
 SELECT lives_ok($$SELECT queue.enqueue('qt_q', '{"n": 2}', dedup_key => 'prod-2')$$,
@@ -270,6 +271,8 @@ SELECT lives_ok($$SELECT queue.enqueue('qt_q', '{"n": 2}', dedup_key => 'prod-2'
 SELECT lives_ok($$SELECT queue.enqueue_many('qt_q', '[{"payload": {"n": 3}, "dedup_key": "prod-3"},
                                                       {"payload": {"n": 4}, "dedup_key": "prod-4"}]')$$,
                 'producer can enqueue_many');
+SELECT is((SELECT count(*)::int FROM queue.enqueue_payloads('qt_q', ARRAY['{"n": 5}', '{"n": 6}']::jsonb[])),
+          2, 'producer can enqueue_payloads');
 SELECT is((SELECT payload FROM queue.get_job(:job1)), '{"n": 1}'::jsonb,
           'producer can get_job (and see the payload)');
 SELECT ok(EXISTS (SELECT 1 FROM queue.list_queues() WHERE name = 'qt_q'),
@@ -422,6 +425,8 @@ SELECT throws_ok($$SELECT queue.enqueue('qt_c', '{}')$$, '42501', NULL,
                  'consumer cannot enqueue');
 SELECT throws_ok($$SELECT queue.enqueue_many('qt_c', '[{"payload": {}}]')$$, '42501', NULL,
                  'consumer cannot enqueue_many');
+SELECT throws_ok($$SELECT queue.enqueue_payloads('qt_c', ARRAY['{}']::jsonb[])$$, '42501', NULL,
+                 'consumer cannot enqueue_payloads');
 SELECT throws_ok($$SELECT queue.create_queue('qt_consumer_q')$$, '42501', NULL,
                  'consumer cannot create_queue');
 SELECT throws_ok($$SELECT queue.drop_queue('qt_c', true)$$, '42501', NULL,
@@ -998,6 +1003,7 @@ SELECT set_eq(
          AND has_function_privilege('qt_multi', p.oid, 'EXECUTE')$$,
     ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.enqueue_payloads(text,jsonb[],jsonb,timestamp with time zone,interval,integer,integer,jsonb,text)',
           'queue.publish(text,jsonb,text,jsonb)',
           'queue.publish_many(text,jsonb)',
           'queue.start_saga(text,jsonb,text)',
@@ -1047,6 +1053,7 @@ SELECT set_eq(
          AND has_function_privilege('qt_multi3', p.oid, 'EXECUTE')$$,
     ARRAY['queue.enqueue(text,jsonb,jsonb,timestamp with time zone,interval,integer,text,integer,jsonb,text)',
           'queue.enqueue_many(text,jsonb)',
+          'queue.enqueue_payloads(text,jsonb[],jsonb,timestamp with time zone,interval,integer,integer,jsonb,text)',
           'queue.publish(text,jsonb,text,jsonb)',
           'queue.publish_many(text,jsonb)',
           'queue.start_saga(text,jsonb,text)',
