@@ -303,7 +303,7 @@ peers_report() {
         echo "  are a BullMQ Pro feature: batch 50 is n/a."
         echo
         echo "Drains by the peers: a backlog of $(fmt "$backlog_min") jobs, timed until it is gone (or $duration s)."
-        echo "Each cell: jobs/s (mean, min-max over rounds) and, after the slash, commits per job measured"
+        echo "Each cell: jobs/s (median, min-max over rounds) and, after the slash, commits per job measured"
         echo "as the database's \`pg_stat_database.xact_commit\` delta over the run divided by the jobs done"
         echo "(so a library's own maintenance queries count); for BullMQ Redis commands per job"
         echo "(\`total_commands_processed\` delta)."
@@ -313,7 +313,7 @@ peers_report() {
 WITH r AS (
     -- queue (pgbench) drains through complete_and_claim, its one-call path
     SELECT pass, replace(workload, 'complete_and_claim_', 'claim_complete_') AS workload,
-           clients, batch, system, avg(jobs_per_s) AS rate, min(jobs_per_s) AS lo,
+           clients, batch, system, percentile_cont(0.5) WITHIN GROUP (ORDER BY jobs_per_s) AS rate, min(jobs_per_s) AS lo,
            max(jobs_per_s) AS hi, avg(commits_per_job) AS cpj, avg(redis_cmds_per_job) AS cmds,
            bool_or(ran_dry) AS dry, count(*) AS runs
       FROM bench_result
@@ -363,7 +363,7 @@ SQL
     } >>"$md"
     psql -X -q -At -v ON_ERROR_STOP=1 >>"$md" <<'SQL'
 WITH r AS (
-    SELECT workload, clients, system, avg(jobs_per_s) AS rate
+    SELECT workload, clients, system, percentile_cont(0.5) WITHIN GROUP (ORDER BY jobs_per_s) AS rate
       FROM bench_result WHERE pass = 'peers' GROUP BY 1, 2, 3
 ), rows(ord, workload, clients, label) AS (VALUES
     (1, 'enqueue', 8, 'enqueue, 1 job per call'), (2, 'enqueue_batch', 8, 'enqueue, 100 jobs per call'),
@@ -420,7 +420,7 @@ peers_json_sql="
     jsonb_build_object(
         'versions', :'peer_versions',
         'summary', (SELECT jsonb_agg(s ORDER BY s.workload, s.clients DESC, s.system) FROM (
-            SELECT workload, batch, clients, system, round(avg(jobs_per_s)::numeric, 1) AS jobs_per_s,
+            SELECT workload, batch, clients, system, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY jobs_per_s)::numeric, 1) AS jobs_per_s,
                    round(avg(commits_per_job)::numeric, 4) AS commits_per_job,
                    round(avg(redis_cmds_per_job)::numeric, 4) AS redis_cmds_per_job, count(*) AS runs
               FROM bench_result WHERE pass = 'peers' GROUP BY 1, 2, 3, 4) s),

@@ -747,7 +747,7 @@ setting_list=$(settings_text)
     echo "PostgreSQL $pgver; $cpus CPUs, $mem RAM; load average at the end $load (a shared machine)."
     echo "Server: $setting_list (fsync on); pgbench -M prepared, $duration s per run, $rounds round(s)."
     echo
-    echo "jobs/s: mean over rounds (min-max); commits/job: commits per job done."
+    echo "jobs/s: median over rounds (min-max); commits/job: commits per job done."
     echo "Baseline: one table \`bench_naive(id bigserial primary key, payload jsonb)\`; enqueue = INSERT,"
     echo "claim = \`DELETE ... WHERE id = ANY(ARRAY(SELECT id ... ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED))\`,"
     echo "one commit per call, no lease, no retries, no history.  The queue drains on its leased path:"
@@ -765,7 +765,7 @@ for pass in "${passes[@]}"; do
     psql -X -q -At -v ON_ERROR_STOP=1 -v pass="$pass" >>"$md" <<'SQL'
 WITH agg AS (
     SELECT workload, clients, system,
-           avg(jobs_per_s) AS rate, min(jobs_per_s) AS lo, max(jobs_per_s) AS hi,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY jobs_per_s) AS rate, min(jobs_per_s) AS lo, max(jobs_per_s) AS hi,
            avg(commits_per_job) AS cpj, bool_or(ran_dry) AS dry, count(*) AS runs
       FROM bench_result WHERE pass = :'pass' GROUP BY 1, 2, 3
 ), num AS (
@@ -1017,10 +1017,10 @@ SELECT jsonb_pretty(jsonb_build_object(
                        round(b.cpj::numeric, 4) AS baseline_commits_per_job,
                        round((q.rate / nullif(b.rate, 0))::numeric, 3) AS ratio,
                        q.dry OR b.dry AS backlog_ran_out
-                  FROM (SELECT pass, workload, batch, clients, system, avg(jobs_per_s) AS rate,
+                  FROM (SELECT pass, workload, batch, clients, system, percentile_cont(0.5) WITHIN GROUP (ORDER BY jobs_per_s) AS rate,
                                avg(commits_per_job) AS cpj, bool_or(ran_dry) AS dry
                           FROM bench_result GROUP BY 1, 2, 3, 4, 5) q
-                  JOIN (SELECT pass, workload, clients, avg(jobs_per_s) AS rate,
+                  JOIN (SELECT pass, workload, clients, percentile_cont(0.5) WITHIN GROUP (ORDER BY jobs_per_s) AS rate,
                                avg(commits_per_job) AS cpj, bool_or(ran_dry) AS dry
                           FROM bench_result WHERE system = 'baseline' GROUP BY 1, 2, 3) b
                  USING (pass, workload, clients)
