@@ -117,7 +117,9 @@ struct QueueRowWriter
 	Datum	   *values;			/* the row being built, by attribute */
 	bool	   *isnull;
 	int			nbuffered;		/* rows checked, not yet written */
-	TupleTableSlot *slots[QUEUE_ROW_WRITER_BUFFER];
+	TupleTableSlot **slots;		/* QUEUE_ROW_WRITER_BUFFER of them, made on
+								 * first use: the cache entry's, or own */
+	int			nslots_used;	/* slots[0 .. nslots_used - 1] were used */
 	TupleTableSlot *old_slot;	/* an updater's or deleter's row as fetched */
 	Bitmapset **updated_cols;	/* what ExecGetUpdatedCols reports */
 	Relation	key_index;		/* a deleter's: the primary key */
@@ -149,6 +151,13 @@ struct QueueRowWriter
  * the functions of kept states is checked at each use, as the executor
  * checks it at each statement.
  *
+ * The entry also keeps the writer's row slots (up to one per row of a
+ * multi-insert), made once instead of at every call: a slot is a few
+ * allocations, and a batch of 100 rows made 100 of them per call.  They
+ * hold a row only while the writer runs (it clears them), and are tied to
+ * a copy of the table's row type, which a change of the table invalidates
+ * with the rest of the entry.
+ *
  * The expression states are not reentrant: a writer opened while another
  * uses the same entry (a constraint's function enqueueing into the same
  * table) prepares everything itself.  After an error the entry is
@@ -176,6 +185,8 @@ typedef struct WriterCacheEntry
 	Oid		   *index_oids;		/* RelationGetIndexList's order */
 	IndexInfo **index_info;		/* NULL: built at each call */
 	List	   *funcs;			/* OIDs of the functions the states call */
+	TupleDesc	slot_desc;		/* a copy of the table's, for the slots */
+	TupleTableSlot **slots;		/* the writer's row slots, made on first use */
 } WriterCacheEntry;
 
 /*
@@ -531,6 +542,10 @@ writer_cache_build(WriterCacheEntry *e, Relation rel,
 		e->index_info = palloc0(sizeof(IndexInfo *) * Max(e->nindexes, 1));
 		e->funcs = NIL;
 		e->map = palloc(sizeof(AttrNumber) * ncolumns);
+		/* a deleter writes no rows */
+		e->slot_desc = (cmd != CMD_DELETE) ? CreateTupleDescCopy(desc) : NULL;
+		e->slots = (cmd != CMD_DELETE) ?
+			palloc0(sizeof(TupleTableSlot *) * QUEUE_ROW_WRITER_BUFFER) : NULL;
 		/* from here on, an invalidation of rel or its indexes reaches e */
 		e->valid = true;
 
@@ -869,6 +884,8 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 		/* as the executor does it; ExecRelCheck prepares the constraints */
 		ExecOpenIndices(w->rri, false);
 	}
+	w->slots = w->uses_cache ? e->slots :
+		palloc0(sizeof(TupleTableSlot *) * QUEUE_ROW_WRITER_BUFFER);
 	w->values = palloc0(sizeof(Datum) * desc->natts);
 	w->isnull = palloc(sizeof(bool) * desc->natts);
 	memset(w->isnull, true, sizeof(bool) * desc->natts);
@@ -1119,12 +1136,24 @@ checked_row(QueueRowWriter *w, int k)
 
 	if (w->slots[k] == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+		MemoryContext old;
 
-		w->slots[k] = ExecInitExtraTupleSlot(w->estate, desc,
-											 table_slot_callbacks(w->rel));
+		if (w->uses_cache)
+		{
+			/* the entry's, for the calls to come (see WriterCacheEntry) */
+			old = MemoryContextSwitchTo(w->cache_entry->cxt);
+			w->slots[k] = MakeSingleTupleTableSlot(w->cache_entry->slot_desc,
+												   table_slot_callbacks(w->rel));
+		}
+		else
+		{
+			old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+			w->slots[k] = ExecInitExtraTupleSlot(w->estate, desc,
+												 table_slot_callbacks(w->rel));
+		}
 		MemoryContextSwitchTo(old);
 	}
+	w->nslots_used = Max(w->nslots_used, k + 1);
 	slot = w->slots[k];
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
@@ -1250,6 +1279,9 @@ void
 queue_row_writer_close(QueueRowWriter *w)
 {
 	flush_rows(w);
+	/* an updater's last row stays in its slot until here */
+	for (int k = 0; k < w->nslots_used; k++)
+		ExecClearTuple(w->slots[k]);
 	if (w->key_index != NULL)
 		index_close(w->key_index, NoLock);
 	ExecCloseIndices(w->rri);
