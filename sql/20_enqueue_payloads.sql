@@ -98,6 +98,8 @@ SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[],
                                      run_at => now(), delay => '1 minute');
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], run_at => 'infinity');
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], delay => '-1 second');
+SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], delay => '1000000 years');
+\echo sqlstate: :LAST_ERROR_SQLSTATE
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], max_attempts => 0);
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], retry_policy => '{"factor": 0}');
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], retry_policy => '{"colour": 1}');

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * enqueue.c
- *	  queue.enqueue and queue.enqueue_many: putting jobs into a queue.
+ *	  queue.enqueue, queue.enqueue_many and queue.enqueue_payloads:
+ *	  putting jobs into a queue.
  *
- * Both build the same set of job specifications and hand them to
+ * All three build the same kind of job specifications and hand them to
  * enqueue_jobs.  Jobs without deduplication keys are written by the row
  * writer (rowwriter.c), which does an INSERT's work without planning and
  * starting a statement per call; where it declines (a trigger on

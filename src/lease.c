@@ -142,9 +142,10 @@ batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, int extraarg, Oid extr
 
 	QUEUE_ARG_NOT_NULL(0, "job_ids");
 	QUEUE_ARG_NOT_NULL(1, "lease_tokens");
-	b->n = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, "job_ids", &b->ids, NULL);
+	b->n = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(0), INT8OID, "job_ids",
+							  &b->ids, NULL);
 	ntok = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(1), UUIDOID, "lease_tokens",
-						&b->tokens, NULL);
+							  &b->tokens, NULL);
 	if (ntok != b->n)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -168,8 +169,9 @@ batch_from_arrays(FunctionCallInfo fcinfo, LeaseBatch *b, int extraarg, Oid extr
 	}
 	else
 	{
-		int			nextra = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(extraarg), extratype, extraname,
-										  &b->extra, extra_required ? NULL : &b->extra_null);
+		int			nextra = queue_unpack_array(PG_GETARG_ARRAYTYPE_P(extraarg),
+												extratype, extraname, &b->extra,
+												extra_required ? NULL : &b->extra_null);
 
 		if (extra_required)
 			b->extra_null = palloc0(sizeof(bool) * Max(b->n, 1));

@@ -25,7 +25,7 @@
  *	guc.c		the queue.* settings
  *	names.c		validation of queue and worker names
  *	backoff.c	retry policies and the delay they give
- *	enqueue.c	enqueue and enqueue_many
+ *	enqueue.c	enqueue, enqueue_many and enqueue_payloads
  *	rowwriter.c	writing rows without an INSERT, UPDATE or DELETE statement
  *				(enqueue's, the claim's and completion's)
  *	groups.c	ordered queues: promotion of a group's next job
@@ -571,8 +571,9 @@ queue_unpack_array(ArrayType *arr, Oid elemtype, const char *what,
 
 /*
  * queue_batch_error_callback
- *		Error context of a batch call (enqueue_many, publish_many): which
- *		element was being read.  arg is a QueueBatchContext.
+ *		Error context of a batch call (enqueue_many, enqueue_payloads,
+ *		publish_many): which element was being read.  arg is a
+ *		QueueBatchContext.
  */
 void
 queue_batch_error_callback(void *arg)

@@ -119,6 +119,8 @@ struct QueueRowWriter
 	int			nbuffered;		/* rows checked, not yet written */
 	TupleTableSlot **slots;		/* QUEUE_ROW_WRITER_BUFFER of them, made on
 								 * first use: the cache entry's, or own */
+	MemoryContext slot_cxt;		/* where the entry's slots are made, and */
+	TupleDesc	slot_desc;		/* their row type, both as of the open */
 	int			nslots_used;	/* slots[0 .. nslots_used - 1] were used */
 	TupleTableSlot *old_slot;	/* an updater's or deleter's row as fetched */
 	Bitmapset **updated_cols;	/* what ExecGetUpdatedCols reports */
@@ -490,6 +492,8 @@ writer_cache_reset(WriterCacheEntry *e)
 	e->busy = false;
 	e->nindexes = 0;
 	e->index_oids = NULL;
+	e->slot_desc = NULL;
+	e->slots = NULL;
 	e->generation++;
 }
 
@@ -884,8 +888,19 @@ writer_open(const char *relname, const QueueColumn *columns, int ncolumns,
 		/* as the executor does it; ExecRelCheck prepares the constraints */
 		ExecOpenIndices(w->rri, false);
 	}
-	w->slots = w->uses_cache ? e->slots :
-		palloc0(sizeof(TupleTableSlot *) * QUEUE_ROW_WRITER_BUFFER);
+	/*
+	 * The entry's slots, and where to make more of them, are taken now: a
+	 * nested writer may rebuild the entry while this one runs, and the old
+	 * entry's memory then lives on to the end of the transaction.
+	 */
+	if (w->uses_cache)
+	{
+		w->slots = e->slots;
+		w->slot_cxt = e->cxt;
+		w->slot_desc = e->slot_desc;
+	}
+	else if (cmd != CMD_DELETE)
+		w->slots = palloc0(sizeof(TupleTableSlot *) * QUEUE_ROW_WRITER_BUFFER);
 	w->values = palloc0(sizeof(Datum) * desc->natts);
 	w->isnull = palloc(sizeof(bool) * desc->natts);
 	memset(w->isnull, true, sizeof(bool) * desc->natts);
@@ -1141,8 +1156,8 @@ checked_row(QueueRowWriter *w, int k)
 		if (w->uses_cache)
 		{
 			/* the entry's, for the calls to come (see WriterCacheEntry) */
-			old = MemoryContextSwitchTo(w->cache_entry->cxt);
-			w->slots[k] = MakeSingleTupleTableSlot(w->cache_entry->slot_desc,
+			old = MemoryContextSwitchTo(w->slot_cxt);
+			w->slots[k] = MakeSingleTupleTableSlot(w->slot_desc,
 												   table_slot_callbacks(w->rel));
 		}
 		else
