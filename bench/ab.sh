@@ -17,6 +17,7 @@
 #
 #   enqueue                one job per call            (enqueue.sql)
 #   enqueue_batch          100 jobs per call           (enqueue_batch.sql)
+#   enqueue_payloads       100 payloads per call       (enqueue_payloads.sql)
 #   complete_and_claim_1   the worker loop, batch 1    (complete_and_claim_1.sql)
 #   complete_and_claim_50  the same, batch 50          (complete_and_claim_50.sql)
 #
@@ -37,7 +38,7 @@ cd "$here"
 
 rounds=3 duration=10 clients=8 backlog=300000
 workloads=enqueue,enqueue_batch,complete_and_claim_1
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift ;;
@@ -56,7 +57,7 @@ for v in "$rounds" "$duration" "$clients" "$backlog"; do
     [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "ab: --rounds, --duration, --clients and --backlog take a positive integer" >&2; exit 2; }
 done
 for w in ${workloads//,/ }; do
-    case "$w" in enqueue|enqueue_batch|complete_and_claim_1|complete_and_claim_50) ;;
+    case "$w" in enqueue|enqueue_batch|enqueue_payloads|complete_and_claim_1|complete_and_claim_50) ;;
         *) echo "ab: unknown workload $w" >&2; exit 2 ;; esac
 done
 declare -A rev
@@ -113,6 +114,8 @@ for ((r = 1; r <= rounds; r++)); do
         serve "$t"
         for w in ${workloads//,/ }; do
             case "$w" in
+                enqueue_payloads) reset_tables; base=baseline_enqueue_batch.sql
+                          extra=() ;;
                 enqueue*) reset_tables; base=baseline_$w.sql
                           extra=() ;;
                 complete_and_claim_*) seed; base=baseline_claim_delete_${w##*_}.sql

@@ -2,7 +2,7 @@
 # Throughput of the queue extension against a naive one-table baseline,
 # with pgbench, on a private server.  As root on Debian 12:
 #
-#     bash bench/run.sh              # 20 s per run, 2 rounds (~30 min)
+#     bash bench/run.sh              # 20 s per run, 3 rounds (~45 min)
 #     bash bench/run.sh --smoke      # 3 s per run, 1 round, small backlogs (~2 min, CI)
 #     bash bench/run.sh --peers      # also pg-boss, graphile-worker, PgQ, BullMQ
 #
@@ -73,7 +73,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
-smoke=0 duration=20 rounds=2 backlog_min=100000 sync_pass=0 out_dir=
+smoke=0 duration=20 rounds=3 backlog_min=100000 sync_pass=0 out_dir=
 wake_rate=500 relay_rate=1000 only=core,wake,relay,sagas,backlog,snapshot peers=0
 snapshot_rate=3000 hold=180
 cmdline="bash bench/run.sh${*:+ $*}"
