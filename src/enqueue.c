@@ -921,7 +921,6 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 	JobSpec    *specs;
 	TimestampTz now = GetCurrentTimestamp();
 	QueueBatchContext ctx;
-	ErrorContextCallback errcb;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -942,13 +941,7 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	specs = palloc0(sizeof(JobSpec) * Max(n, 1));
 
-	ctx.index = -1;
-	ctx.what = "job";
-	errcb.callback = queue_batch_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-
+	queue_batch_context_push(&ctx, "job");
 	it = JsonbIteratorInit(&jobs->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -958,8 +951,7 @@ queue_enqueue_many(PG_FUNCTION_ARGS)
 		spec_from_json(&specs[k], &v, now);
 		k++;
 	}
-	ctx.index = -1;
-	error_context_stack = errcb.previous;
+	queue_batch_context_pop(&ctx);
 
 	enqueue_jobs(queue_name, specs, n, now);
 	return_ids(fcinfo, specs, n);
@@ -987,7 +979,6 @@ queue_enqueue_payloads(PG_FUNCTION_ARGS)
 	JobSpec    *specs;
 	TimestampTz now = GetCurrentTimestamp();
 	QueueBatchContext ctx;
-	ErrorContextCallback errcb;
 
 	QUEUE_ARG_NOT_NULL(0, "queue name");
 	QUEUE_ARG_NOT_NULL(1, "payloads");
@@ -1010,12 +1001,7 @@ queue_enqueue_payloads(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	specs = palloc(sizeof(JobSpec) * Max(n, 1));
 
-	ctx.index = -1;
-	ctx.what = "job";
-	errcb.callback = queue_batch_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	queue_batch_context_push(&ctx, "job");
 	for (int k = 0; k < n; k++)
 	{
 		Jsonb	   *payload = DatumGetJsonbP(payloads[k]);
@@ -1025,7 +1011,7 @@ queue_enqueue_payloads(PG_FUNCTION_ARGS)
 		specs[k] = options;
 		specs[k].payload = payload;
 	}
-	error_context_stack = errcb.previous;
+	queue_batch_context_pop(&ctx);
 
 	enqueue_jobs(queue_name, specs, n, now);
 	return_ids(fcinfo, specs, n);

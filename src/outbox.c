@@ -259,7 +259,6 @@ queue_publish_many(PG_FUNCTION_ARGS)
 	int			n;
 	int			k = 0;
 	QueueBatchContext ctx;
-	ErrorContextCallback errcb;
 
 	QUEUE_ARG_NOT_NULL(0, "topic name");
 	QUEUE_ARG_NOT_NULL(1, "events");
@@ -278,12 +277,7 @@ queue_publish_many(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	events = palloc0(sizeof(EventSpec) * Max(n, 1));
 
-	errcb.callback = queue_batch_error_callback;
-	errcb.arg = &ctx;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-	ctx.what = "event";
-	ctx.index = -1;
+	queue_batch_context_push(&ctx, "event");
 
 	it = JsonbIteratorInit(&arr->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -342,7 +336,7 @@ queue_publish_many(PG_FUNCTION_ARGS)
 		fill_event(&events[k], payload, key, headers);
 		k++;
 	}
-	error_context_stack = errcb.previous;
+	queue_batch_context_pop(&ctx);
 
 	publish_events(text_to_cstring(PG_GETARG_TEXT_PP(0)), events, n);
 

@@ -570,16 +570,43 @@ queue_unpack_array(ArrayType *arr, Oid elemtype, const char *what,
 }
 
 /*
- * queue_batch_error_callback
+ * batch_error_callback
  *		Error context of a batch call (enqueue_many, enqueue_payloads,
  *		publish_many): which element was being read.  arg is a
  *		QueueBatchContext.
  */
-void
-queue_batch_error_callback(void *arg)
+static void
+batch_error_callback(void *arg)
 {
 	QueueBatchContext *ctx = (QueueBatchContext *) arg;
 
 	if (ctx->index >= 0)
 		errcontext("%s %d of the batch (counting from 1)", ctx->what, ctx->index + 1);
+}
+
+/*
+ * queue_batch_context_push
+ *		Starts naming the element of a batch that an error is about: the
+ *		caller sets ctx->index while it reads element index (from 0), and
+ *		pops the context when it is done reading.
+ */
+void
+queue_batch_context_push(QueueBatchContext *ctx, const char *what)
+{
+	ctx->what = what;
+	ctx->index = -1;
+	ctx->callback.callback = batch_error_callback;
+	ctx->callback.arg = ctx;
+	ctx->callback.previous = error_context_stack;
+	error_context_stack = &ctx->callback;
+}
+
+/*
+ * queue_batch_context_pop
+ *		Ends what queue_batch_context_push started.
+ */
+void
+queue_batch_context_pop(QueueBatchContext *ctx)
+{
+	error_context_stack = ctx->callback.previous;
 }

@@ -213,6 +213,7 @@ typedef struct QueueBatchContext
 {
 	const char *what;			/* "job", "event" */
 	int			index;			/* from 0; -1 while not in an element */
+	ErrorContextCallback callback;	/* on error_context_stack while pushed */
 } QueueBatchContext;
 
 /* queue.c */
@@ -222,7 +223,8 @@ extern void queue_lookup(const char *name, QueueInfo *info);
 extern bool queue_lookup_if_exists(const char *name, QueueInfo *info);
 extern bool queue_lookup_id(int32 id, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
-extern void queue_batch_error_callback(void *arg);
+extern void queue_batch_context_push(QueueBatchContext *ctx, const char *what);
+extern void queue_batch_context_pop(QueueBatchContext *ctx);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern int	queue_unpack_array(ArrayType *arr, Oid elemtype, const char *what,
 							   Datum **elems, bool **nulls_out);
