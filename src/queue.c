@@ -608,5 +608,6 @@ queue_batch_context_push(QueueBatchContext *ctx, const char *what)
 void
 queue_batch_context_pop(QueueBatchContext *ctx)
 {
+	Assert(error_context_stack == &ctx->callback);
 	error_context_stack = ctx->callback.previous;
 }

@@ -118,9 +118,11 @@ struct QueueRowWriter
 	bool	   *isnull;
 	int			nbuffered;		/* rows checked, not yet written */
 	TupleTableSlot **slots;		/* QUEUE_ROW_WRITER_BUFFER of them, made on
-								 * first use: the cache entry's, or own */
-	MemoryContext slot_cxt;		/* where the entry's slots are made, and */
-	TupleDesc	slot_desc;		/* their row type, both as of the open */
+								 * first use: the cache entry's, or own;
+								 * NULL for a deleter */
+	MemoryContext slot_cxt;		/* with uses_cache: where the entry's slots */
+	TupleDesc	slot_desc;		/* are made, and their row type, as of the
+								 * open */
 	int			nslots_used;	/* slots[0 .. nslots_used - 1] were used */
 	TupleTableSlot *old_slot;	/* an updater's or deleter's row as fetched */
 	Bitmapset **updated_cols;	/* what ExecGetUpdatedCols reports */
@@ -1276,6 +1278,7 @@ queue_row_writer_insert(QueueRowWriter *w)
 {
 	TupleDesc	desc = RelationGetDescr(w->rel);
 
+	Assert(w->cmd == CMD_INSERT);
 	(void) checked_row(w, w->nbuffered);
 	w->nbuffered++;
 	if (w->nbuffered == QUEUE_ROW_WRITER_BUFFER)
