@@ -105,6 +105,14 @@ SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], retry_policy =
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], retry_policy => '{"colour": 1}');
 SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}']::jsonb[], group_key => '');
 SELECT * FROM queue.enqueue_payloads('q20_nope', ARRAY['{}']::jsonb[]);
+-- The order of the checks, each pair broken twice: a NULL element before
+-- the batch size, the shared options before the payloads, the payloads
+-- before the queue.
+SET queue.max_batch_size = 1;
+SELECT * FROM queue.enqueue_payloads('q20', ARRAY['{}', NULL]::jsonb[]);
+RESET queue.max_batch_size;
+SELECT * FROM queue.enqueue_payloads('q20', ARRAY['[1]']::jsonb[], max_attempts => 0);
+SELECT * FROM queue.enqueue_payloads('q20_nope', ARRAY['[1]']::jsonb[]);
 SELECT count(*) - :jobs_before AS jobs_enqueued_by_bad_calls FROM queue.job;
 
 --

@@ -123,7 +123,6 @@ struct QueueRowWriter
 	MemoryContext slot_cxt;		/* with uses_cache: where the entry's slots */
 	TupleDesc	slot_desc;		/* are made, and their row type, as of the
 								 * open */
-	int			nslots_used;	/* slots[0 .. nslots_used - 1] were used */
 	TupleTableSlot *old_slot;	/* an updater's or deleter's row as fetched */
 	Bitmapset **updated_cols;	/* what ExecGetUpdatedCols reports */
 	Relation	key_index;		/* a deleter's: the primary key */
@@ -1170,7 +1169,6 @@ checked_row(QueueRowWriter *w, int k)
 		}
 		MemoryContextSwitchTo(old);
 	}
-	w->nslots_used = Max(w->nslots_used, k + 1);
 	slot = w->slots[k];
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, w->values, sizeof(Datum) * desc->natts);
@@ -1237,6 +1235,8 @@ queue_row_writer_update(QueueRowWriter *w)
 	if (index_entries && w->rri->ri_NumIndices > 0)
 		insert_index_entries(w, slot, true, only_summarizing);
 	ResetPerTupleExprContext(w->estate);
+	/* as flush_rows does: a kept slot holds no row between calls */
+	ExecClearTuple(slot);
 }
 
 /*
@@ -1297,9 +1297,6 @@ void
 queue_row_writer_close(QueueRowWriter *w)
 {
 	flush_rows(w);
-	/* an updater's last row stays in its slot until here */
-	for (int k = 0; k < w->nslots_used; k++)
-		ExecClearTuple(w->slots[k]);
 	if (w->key_index != NULL)
 		index_close(w->key_index, NoLock);
 	ExecCloseIndices(w->rri);
