@@ -203,12 +203,19 @@ peer_measure() {
         graphile-worker) PGDATABASE=graphile q "TRUNCATE graphile_worker._private_jobs, graphile_worker._private_job_queues" ;;
         bullmq) redis-cli -p "$REDIS_PORT" flushall >/dev/null ;;
     esac
-    local secs njobs delta left
-    read -r secs njobs delta left < <(node -e '
+    local secs njobs delta left stale
+    read -r secs njobs delta left stale < <(node -e '
         const r = JSON.parse(process.argv[1]);
-        console.log([r.seconds.toFixed(3), r.jobs, r.counter_delta, r.left ?? 0].join(" "))' "$json")
+        console.log([r.seconds.toFixed(3), r.jobs, r.counter_delta, r.left ?? 0, r.stale_leases ?? 0].join(" "))' "$json")
     peer_record "$round" "$workload" "$batch" "$clients" "$system" "node/bench.js" "$backlog" "$secs" \
         "$njobs" "$delta" false
+    # the jobs queue's Node.js workers dropped on QU001 (a lost lease), kept
+    # for the report: a drain that loses leases is doing something wrong
+    if [ "$system" = queue-node ] && [ "$kind" = drain ]; then
+        q "INSERT INTO bench_extra VALUES (6, 'drain_stale_leases', '$workload/$clients/r$round',
+                                           jsonb_build_object('stale_leases', $stale))"
+        [ "$stale" = 0 ] || echo "bench: peers r$round $workload $clients clients queue-node: $stale QU001 errors" >&2
+    fi
 }
 
 peer_workloads=(
@@ -404,6 +411,11 @@ SQL
                                   WHEN 'bullmq' THEN 'blocking Redis command' ELSE 'polling every 0.5 s, up to 100 jobs a poll' END)
          FROM (SELECT variant, result AS r FROM bench_extra WHERE workload = 'wake_peer' ORDER BY ctid) x" >>"$md"
     echo "| PgQ | n/a | | | | | | | ticker |" >>"$md"
+    q "SELECT format(E'\\nQU001 (a lost lease) in queue''s Node.js drains: %s errors in %s runs; '
+                     'in its wake-up run: %s.', coalesce(sum((result->>'stale_leases')::int), 0), count(*),
+                     coalesce((SELECT result->>'stale_leases' FROM bench_extra
+                                WHERE workload = 'wake_peer' AND variant = 'queue-node'), 'not run'))
+         FROM bench_extra WHERE workload = 'drain_stale_leases'" >>"$md"
     {
         echo
         echo "### Guarantees, as run here"
@@ -425,4 +437,6 @@ peers_json_sql="
                    round(avg(redis_cmds_per_job)::numeric, 4) AS redis_cmds_per_job, count(*) AS runs
               FROM bench_result WHERE pass = 'peers' GROUP BY 1, 2, 3, 4) s),
         'wake_latency', (SELECT jsonb_object_agg(variant, result) FROM bench_extra WHERE workload = 'wake_peer'),
+        'drain_stale_leases', (SELECT jsonb_object_agg(variant, (result->>'stale_leases')::int)
+                                 FROM bench_extra WHERE workload = 'drain_stale_leases'),
         'guarantees', (SELECT jsonb_agg(to_jsonb(g) - 'ord' ORDER BY g.ord) FROM ($peer_guarantees_sql) g))"
