@@ -177,6 +177,9 @@ SELECT * FROM queue.enqueue_many('q02', '[{"payload": {}, "priority": 3000000000
 SELECT * FROM queue.enqueue_many('q02', '[{"payload": {}, "dedup_key": 5}]');
 SELECT * FROM queue.enqueue_many('q02', '[{"payload": {}, "max_attempts": 0}]');
 SELECT * FROM queue.enqueue_many('q02', '[{"payload": {}, "retry_policy": {"factor": 0}}]');
+SELECT * FROM queue.enqueue_many('q02', '[{"payload": {}, "retry_policy": [{"factor": 2}]}]');
+-- a misspelt key is refused even when its value is null
+SELECT * FROM queue.enqueue_many('q02', '[{"payload": {}, "runAt": null}]');
 \set SHOW_CONTEXT never
 -- The whole array must be a JSON array.
 SELECT * FROM queue.enqueue_many('q02', '{"payload": {}}');

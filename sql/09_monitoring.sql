@@ -128,6 +128,29 @@ SELECT completed_last_minute, failed_last_minute
 SELECT queue.drop_queue('mon_batch', force => true);
 SELECT count(*) FROM queue._throughput() WHERE queue_id = :mon_batch_id;
 
+-- One transaction settling jobs of 40 queues counts every one of them
+-- (wake-ups note at most 32 queues per transaction; the counters have no
+-- such limit): 40 completions and 40 failures, one of each per queue.
+SELECT count(queue.create_queue('mon_many_' || i, max_attempts => 1))
+  FROM generate_series(1, 40) i;
+SELECT count(*) AS jobs FROM generate_series(1, 40) i,
+       LATERAL queue.enqueue_many('mon_many_' || i, '[{"payload": {"k": "c"}}, {"payload": {"k": "f"}}]') e;
+CREATE TEMP TABLE many_leases AS
+SELECT c.* FROM generate_series(1, 40) i, LATERAL queue.claim('mon_many_' || i, 'w', 2) c;
+BEGIN;
+SELECT queue.complete_many(array_agg(job_id ORDER BY job_id), array_agg(lease_token ORDER BY job_id))
+  FROM many_leases WHERE payload->>'k' = 'c';
+SELECT count(*) AS dead FROM many_leases l,
+       LATERAL queue.fail_many(ARRAY[l.job_id], ARRAY[l.lease_token], ARRAY['boom']) f
+ WHERE l.payload->>'k' = 'f' AND f.state = 'dead';
+COMMIT;
+SELECT pg_sleep(0.05);
+SELECT count(*) AS queues, min(completed_last_minute) AS min_completed,
+       max(completed_last_minute) AS max_completed, min(failed_last_minute) AS min_failed,
+       max(failed_last_minute) AS max_failed
+  FROM queue.queue_stats WHERE queue LIKE 'mon\_many\_%';
+SELECT count(queue.drop_queue('mon_many_' || i, force => true)) FROM generate_series(1, 40) i;
+
 -- No worker runs here (queue.databases is empty).
 SELECT count(*) FROM queue.workers;
 SELECT count(*) FROM queue._worker_status();

@@ -163,6 +163,12 @@ SELECT queue.publish_many('t10_orders', '[{"payload": {}}, {"payload": {}, "key"
 SELECT queue.publish_many('t10_orders', '[{"payload": "x"}]');
 SELECT queue.publish_many('t10_orders', '[{"payload": {}, "headers": "x"}]');
 SELECT queue.publish_many('t10_orders', '[{"payload": {}, "delay": 5}]');
+-- a misspelt key is refused even when its value is null; the error names
+-- the element
+\set SHOW_CONTEXT errors
+SELECT queue.publish_many('t10_orders', '[{"payload": {}}, {"payload": {}, "Key": null}]');
+SELECT queue.publish_many('t10_orders', '[{"payload": {}}, {"payload": {}, "key": ""}]');
+\set SHOW_CONTEXT never
 SELECT queue.publish_many('t10_orders', '[{"key": "k"}]');
 \echo sqlstate: :LAST_ERROR_SQLSTATE
 SELECT queue.publish_many('t10_orders', '[{"payload": {}, "key": ""}]');

@@ -37,6 +37,8 @@ SELECT queue.enqueue('q11', '{"n": 5}', group_key => 'a', priority => 100);
 SELECT id, state, payload, group_key, priority FROM queue.list_jobs('q11') ORDER BY id;
 SELECT id FROM queue.list_jobs('q11', state => 'blocked');
 SELECT state, group_key FROM queue.get_job(1100005);
+-- a blocked job has never had a lease: a token for it is refused, saying so
+SELECT queue.complete(1100005, '00000000-0000-0000-0000-000000000000');
 SELECT ready, scheduled, retrying, running, blocked FROM queue.queue_stats WHERE queue = 'q11';
 SELECT queue, group_key, head_job_id, head_state, reason, blocked_jobs,
        oldest_blocked_at IS NOT NULL AS has_oldest

@@ -788,11 +788,31 @@ json_int32(JsonbValue *v, const char *key)
 static Jsonb *
 json_document(JsonbValue *v, const char *key)
 {
-	if (v->type != jbvBinary)
+	if (v->type != jbvBinary || !(v->val.binary.data->header & JB_FOBJECT))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a JSON object", key)));
 	return JsonbValueToJsonb(v);
+}
+
+/*
+ * is_job_key
+ *		Whether key is one of the keys of an enqueue_many element.
+ */
+static bool
+is_job_key(const char *key)
+{
+	static const char *const job_keys[] = {
+		"payload", "headers", "run_at", "delay", "priority", "dedup_key",
+		"group_key", "max_attempts", "retry_policy"
+	};
+
+	for (int i = 0; i < lengthof(job_keys); i++)
+	{
+		if (strcmp(key, job_keys[i]) == 0)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -831,6 +851,12 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 		if (tok == WJB_KEY)
 		{
 			key = pnstrdup(v.val.string.val, v.val.string.len);
+			/* a misspelt key is an error even when its value is null */
+			if (!is_job_key(key))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown job key \"%s\"", key),
+						 errhint("The keys are payload, headers, run_at, delay, priority, dedup_key, group_key, max_attempts and retry_policy.")));
 			continue;
 		}
 		if (tok != WJB_VALUE || v.type == jbvNull)
@@ -874,13 +900,11 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 			has_max_attempts = true;
 			max_attempts = json_int32(&v, key);
 		}
-		else if (strcmp(key, "retry_policy") == 0)
-			retry_policy = json_document(&v, key);
 		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown job key \"%s\"", key),
-					 errhint("The keys are payload, headers, run_at, delay, priority, dedup_key, group_key, max_attempts and retry_policy.")));
+		{
+			Assert(strcmp(key, "retry_policy") == 0);
+			retry_policy = json_document(&v, key);
+		}
 	}
 
 	fill_spec(spec, now, payload, headers, has_run_at, run_at, delay, priority,

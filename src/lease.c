@@ -86,7 +86,7 @@ spi_connect(void)
 }
 
 /*
- * check_lease_interval
+ * check_interval
  *		Raises unless a caller-given lease (or delay) is acceptable.
  */
 static void
@@ -271,6 +271,9 @@ queue_report_stale_lease(int64 job_id, Datum token)
 							  (long long) job_id, attempts, worker ? worker : "");
 		else if (strcmp(state, "pending") == 0)
 			detail = psprintf("Job %lld is not running: its lease was released or failed, and it waits to run again.",
+							  (long long) job_id);
+		else if (strcmp(state, "blocked") == 0)
+			detail = psprintf("Job %lld is not running: it waits behind an earlier job of its group.",
 							  (long long) job_id);
 		else
 			detail = psprintf("Job %lld has already finished: it is %s.",

@@ -304,10 +304,17 @@ queue_publish_many(PG_FUNCTION_ARGS)
 			if (etok == WJB_KEY)
 			{
 				name = pnstrdup(ev.val.string.val, ev.val.string.len);
+				/* a misspelt key is an error even when its value is null */
+				if (strcmp(name, "payload") != 0 && strcmp(name, "key") != 0 &&
+					strcmp(name, "headers") != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown event key \"%s\"", name),
+							 errhint("The keys are payload, key and headers.")));
 				continue;
 			}
 			if (etok != WJB_VALUE || ev.type == jbvNull)
-				continue;
+				continue;		/* a JSON null means "not given" */
 			if (strcmp(name, "payload") == 0 || strcmp(name, "headers") == 0)
 			{
 				if (ev.type != jbvBinary)
@@ -319,19 +326,15 @@ queue_publish_many(PG_FUNCTION_ARGS)
 				else
 					headers = JsonbValueToJsonb(&ev);
 			}
-			else if (strcmp(name, "key") == 0)
+			else
 			{
+				Assert(strcmp(name, "key") == 0);
 				if (ev.type != jbvString)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("key must be a JSON string")));
 				key = pnstrdup(ev.val.string.val, ev.val.string.len);
 			}
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown event key \"%s\"", name),
-						 errhint("The keys are payload, key and headers.")));
 		}
 		fill_event(&events[k], payload, key, headers);
 		k++;
