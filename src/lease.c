@@ -825,7 +825,12 @@ claim_jobs(ReturnSetInfo *rsinfo, const ClaimArgs *a, long wait_ms)
 			break;
 		until = Min(deadline, TimestampTzPlusMilliseconds(now, queue_recheck_interval_ms));
 		if (!queue.paused)
-			until = Min(until, next_due(queue.id));
+		{
+			/* once: Min() evaluates its arguments twice, and jobs come and go */
+			TimestampTz due = next_due(queue.id);
+
+			until = Min(until, due);
+		}
 
 		/*
 		 * A job that is due but was not claimed is locked by another claim

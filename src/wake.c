@@ -474,6 +474,8 @@ queue_wait_for_wake(QueueWakeSlot *slot, uint64 seen, long timeout_ms)
 
 			if (left <= 0)
 				break;
+			/* a latch's timeout is an int of milliseconds: never wrap it */
+			left = Min(left, INT_MAX);
 			if (ConditionVariableTimedSleep(&slot->cv, left, PG_WAIT_EXTENSION))
 				break;			/* timed out */
 		}
