@@ -795,25 +795,24 @@ json_document(JsonbValue *v, const char *key)
 	return JsonbValueToJsonb(v);
 }
 
-/*
- * is_job_key
- *		Whether key is one of the keys of an enqueue_many element.
- */
-static bool
-is_job_key(const char *key)
+/* The keys of an enqueue_many element, and their positions in job_keys. */
+typedef enum JobKey
 {
-	static const char *const job_keys[] = {
-		"payload", "headers", "run_at", "delay", "priority", "dedup_key",
-		"group_key", "max_attempts", "retry_policy"
-	};
+	JOB_KEY_PAYLOAD,
+	JOB_KEY_HEADERS,
+	JOB_KEY_RUN_AT,
+	JOB_KEY_DELAY,
+	JOB_KEY_PRIORITY,
+	JOB_KEY_DEDUP_KEY,
+	JOB_KEY_GROUP_KEY,
+	JOB_KEY_MAX_ATTEMPTS,
+	JOB_KEY_RETRY_POLICY
+} JobKey;
 
-	for (int i = 0; i < lengthof(job_keys); i++)
-	{
-		if (strcmp(key, job_keys[i]) == 0)
-			return true;
-	}
-	return false;
-}
+static const char *const job_keys[] = {
+	"payload", "headers", "run_at", "delay", "priority", "dedup_key",
+	"group_key", "max_attempts", "retry_policy"
+};
 
 /*
  * spec_from_json
@@ -825,7 +824,8 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	char	   *key = NULL;
+	int			keyno = 0;
+	const char *key = NULL;
 	Jsonb	   *payload = NULL;
 	Jsonb	   *headers = NULL;
 	bool		has_run_at = false;
@@ -850,60 +850,60 @@ spec_from_json(JobSpec *spec, JsonbValue *elem, TimestampTz now)
 	{
 		if (tok == WJB_KEY)
 		{
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-			/* a misspelt key is an error even when its value is null */
-			if (!is_job_key(key))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown job key \"%s\"", key),
-						 errhint("The keys are payload, headers, run_at, delay, priority, dedup_key, group_key, max_attempts and retry_policy.")));
+			char	   *name = pnstrdup(v.val.string.val, v.val.string.len);
+
+			keyno = queue_batch_key("job", name, job_keys, lengthof(job_keys));
+			key = job_keys[keyno];
 			continue;
 		}
 		if (tok != WJB_VALUE || v.type == jbvNull)
 			continue;			/* a JSON null means "not given" */
 
-		if (strcmp(key, "payload") == 0)
-			payload = json_document(&v, key);
-		else if (strcmp(key, "headers") == 0)
-			headers = json_document(&v, key);
-		else if (strcmp(key, "run_at") == 0)
+		switch ((JobKey) keyno)
 		{
-			has_run_at = true;
-			run_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-															 CStringGetDatum(json_text(&v, key)),
-															 ObjectIdGetDatum(InvalidOid),
-															 Int32GetDatum(-1)));
-		}
-		else if (strcmp(key, "delay") == 0)
-		{
-			if (v.type == jbvNumeric)
-				delay = queue_seconds_interval(DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-																				  NumericGetDatum(v.val.numeric))));
-			else if (v.type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("delay must be a number of seconds or an interval string")));
-			else
-				delay = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-															  CStringGetDatum(json_text(&v, key)),
-															  ObjectIdGetDatum(InvalidOid),
-															  Int32GetDatum(-1)));
-		}
-		else if (strcmp(key, "priority") == 0)
-			priority = json_int32(&v, key);
-		else if (strcmp(key, "dedup_key") == 0)
-			dedup_key = json_text(&v, key);
-		else if (strcmp(key, "group_key") == 0)
-			group_key = json_text(&v, key);
-		else if (strcmp(key, "max_attempts") == 0)
-		{
-			has_max_attempts = true;
-			max_attempts = json_int32(&v, key);
-		}
-		else
-		{
-			Assert(strcmp(key, "retry_policy") == 0);
-			retry_policy = json_document(&v, key);
+			case JOB_KEY_PAYLOAD:
+				payload = json_document(&v, key);
+				break;
+			case JOB_KEY_HEADERS:
+				headers = json_document(&v, key);
+				break;
+			case JOB_KEY_RUN_AT:
+				has_run_at = true;
+				run_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																 CStringGetDatum(json_text(&v, key)),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)));
+				break;
+			case JOB_KEY_DELAY:
+				if (v.type == jbvNumeric)
+					delay = queue_seconds_interval(DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+																					  NumericGetDatum(v.val.numeric))));
+				else if (v.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("delay must be a number of seconds or an interval string")));
+				else
+					delay = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+																  CStringGetDatum(json_text(&v, key)),
+																  ObjectIdGetDatum(InvalidOid),
+																  Int32GetDatum(-1)));
+				break;
+			case JOB_KEY_PRIORITY:
+				priority = json_int32(&v, key);
+				break;
+			case JOB_KEY_DEDUP_KEY:
+				dedup_key = json_text(&v, key);
+				break;
+			case JOB_KEY_GROUP_KEY:
+				group_key = json_text(&v, key);
+				break;
+			case JOB_KEY_MAX_ATTEMPTS:
+				has_max_attempts = true;
+				max_attempts = json_int32(&v, key);
+				break;
+			case JOB_KEY_RETRY_POLICY:
+				retry_policy = json_document(&v, key);
+				break;
 		}
 	}
 

@@ -241,6 +241,12 @@ queue_publish(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(ev.id);
 }
 
+/* The keys of a publish_many element, and their positions in event_keys. */
+#define EVENT_KEY_PAYLOAD	0
+#define EVENT_KEY_KEY		1
+#define EVENT_KEY_HEADERS	2
+static const char *const event_keys[] = {"payload", "key", "headers"};
+
 /*
  * queue.publish_many(topic, events jsonb) returns setof bigint
  *
@@ -288,7 +294,7 @@ queue_publish_many(PG_FUNCTION_ARGS)
 		JsonbIterator *eit;
 		JsonbValue	ev;
 		JsonbIteratorToken etok;
-		char	   *name = NULL;
+		int			keyno = 0;
 
 		if (tok != WJB_ELEM)
 			continue;
@@ -303,37 +309,34 @@ queue_publish_many(PG_FUNCTION_ARGS)
 		{
 			if (etok == WJB_KEY)
 			{
-				name = pnstrdup(ev.val.string.val, ev.val.string.len);
-				/* a misspelt key is an error even when its value is null */
-				if (strcmp(name, "payload") != 0 && strcmp(name, "key") != 0 &&
-					strcmp(name, "headers") != 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("unknown event key \"%s\"", name),
-							 errhint("The keys are payload, key and headers.")));
+				char	   *name = pnstrdup(ev.val.string.val, ev.val.string.len);
+
+				keyno = queue_batch_key("event", name, event_keys, lengthof(event_keys));
 				continue;
 			}
 			if (etok != WJB_VALUE || ev.type == jbvNull)
 				continue;		/* a JSON null means "not given" */
-			if (strcmp(name, "payload") == 0 || strcmp(name, "headers") == 0)
+			if (keyno == EVENT_KEY_KEY)
 			{
-				if (ev.type != jbvBinary)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("%s must be a JSON object", name)));
-				if (name[0] == 'p')
-					payload = JsonbValueToJsonb(&ev);
-				else
-					headers = JsonbValueToJsonb(&ev);
-			}
-			else
-			{
-				Assert(strcmp(name, "key") == 0);
 				if (ev.type != jbvString)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("key must be a JSON string")));
 				key = pnstrdup(ev.val.string.val, ev.val.string.len);
+			}
+			else
+			{
+				if (ev.type != jbvBinary)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("%s must be a JSON object", event_keys[keyno])));
+				if (keyno == EVENT_KEY_PAYLOAD)
+					payload = JsonbValueToJsonb(&ev);
+				else
+				{
+					Assert(keyno == EVENT_KEY_HEADERS);
+					headers = JsonbValueToJsonb(&ev);
+				}
 			}
 		}
 		fill_event(&events[k], payload, key, headers);

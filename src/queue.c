@@ -61,6 +61,7 @@
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -610,4 +611,34 @@ queue_batch_context_pop(QueueBatchContext *ctx)
 {
 	Assert(error_context_stack == &ctx->callback);
 	error_context_stack = ctx->callback.previous;
+}
+
+/*
+ * queue_batch_key
+ *		The position of name among keys, the keys an element of a batch call
+ *		may have.  Any other name raises "unknown <what> key", whatever its
+ *		value (a misspelt key is never taken for one not given), with the
+ *		keys in the hint.
+ */
+int
+queue_batch_key(const char *what, const char *name, const char *const *keys,
+				int nkeys)
+{
+	StringInfoData hint;
+
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (strcmp(name, keys[i]) == 0)
+			return i;
+	}
+
+	initStringInfo(&hint);
+	for (int i = 0; i < nkeys; i++)
+		appendStringInfo(&hint, "%s%s", i == 0 ? "" : i == nkeys - 1 ? " and " : ", ",
+						 keys[i]);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown %s key \"%s\"", what, name),
+			 errhint("The keys are %s.", hint.data)));
+	pg_unreachable();
 }

@@ -225,6 +225,8 @@ extern bool queue_lookup_id(int32 id, QueueInfo *info);
 extern Datum queue_interval_datum(const Interval *iv);
 extern void queue_batch_context_push(QueueBatchContext *ctx, const char *what);
 extern void queue_batch_context_pop(QueueBatchContext *ctx);
+extern int	queue_batch_key(const char *what, const char *name,
+							const char *const *keys, int nkeys);
 extern Datum queue_build_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern int	queue_unpack_array(ArrayType *arr, Oid elemtype, const char *what,
 							   Datum **elems, bool **nulls_out);
